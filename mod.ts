@@ -1,0 +1,38 @@
+/**
+ * polyproc: Python's `multiprocessing` for TypeScript, on Deno, Bun and Node.js.
+ *
+ * Children are worker threads (start method "worker", the default) or OS
+ * subprocesses of the same runtime ("process"), with one API for both.
+ *
+ * @example Start a child and wait for it
+ * ```ts
+ * import { Process } from "polyproc";
+ * const p = new Process({ target: (n: number) => console.log(n * 2), args: [21] });
+ * p.start();
+ * await p.join();
+ * ```
+ *
+ * @module
+ */
+export {
+  activeChildren,
+  cpuCount,
+  currentProcess,
+  exit,
+  type ParentProcessInfo,
+  parentProcess,
+  Process,
+  type ProcessInfo,
+  type ProcessOptions,
+} from "./src/process.ts";
+export {
+  type Context,
+  getAllStartMethods,
+  getContext,
+  getStartMethod,
+  setStartMethod,
+  type StartMethod,
+} from "./src/context.ts";
+export { fromModule, isMainModule, type ModuleTargets, type Target, type TargetLike } from "./src/target.ts";
+export { registerClass } from "./src/serialization.ts";
+export { ProcessError, RemoteError, StartMethodError, TimeoutError } from "./src/errors.ts";

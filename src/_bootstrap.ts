@@ -1,0 +1,49 @@
+/**
+ * The entry module of every child, worker or subprocess: learn who we are, run
+ * the target, report an uncaught error the way Python does, and exit with the
+ * code the parent will read.
+ *
+ * @module
+ */
+import { setChildIdentity } from "./_child_state.ts";
+import type { StartMessage } from "./_protocol.ts";
+import { inheritStartMethod } from "./_start_method.ts";
+import { Process } from "./process.ts";
+import { runtime } from "./runtime/detect.ts";
+import { unpack } from "./serialization.ts";
+import { loadTarget } from "./target.ts";
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return `Uncaught ${String(err)}`;
+  let text = err.stack ?? `${err.name}: ${err.message}`;
+  if (err.cause !== undefined) text += `\nCaused by: ${describe(err.cause)}`;
+  return text;
+}
+
+const started = await runtime.childInit();
+if (started === undefined) {
+  runtime.writeStderr("polyproc: this module is the entry point of polyproc's children; it is not run by hand\n");
+  runtime.exit(2);
+}
+const start = started.init as StartMessage;
+const self = { name: start.name, pid: runtime.pid, ident: started.ident, daemon: start.daemon };
+const report = (err: unknown) => runtime.writeStderr(`Process ${self.name}:\n${describe(err)}\n`);
+
+setChildIdentity({ self, parent: start.parent, startMethod: start.startMethod, parentIsProcess: start.startMethod === "process" });
+inheritStartMethod(start.defaultStartMethod);
+if (start.startMethod === "process") runtime.watchParent(() => runtime.exit(1));
+runtime.onUncaughtError((err) => {
+  report(err);
+  runtime.exit(1);
+});
+
+let code = 0;
+try {
+  const fn = await loadTarget(start.target);
+  await fn(...(unpack(start.args) as unknown[]));
+} catch (err) {
+  report(err);
+  code = 1;
+}
+await Process.finishChildren();
+runtime.exit(code);

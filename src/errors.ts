@@ -1,0 +1,51 @@
+/**
+ * Every error class polyproc throws on purpose. All extend {@linkcode ProcessError}
+ * (as in Python's multiprocessing); bad arguments stay `TypeError`/`RangeError`.
+ *
+ * @module
+ */
+
+/** Base class of polyproc's errors, and the error for using an object in the wrong state. */
+export class ProcessError extends Error {
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A wait with a timeout ran out (Python's `multiprocessing.TimeoutError`).
+ * Not the DOMException named "TimeoutError" that `AbortSignal.timeout()` raises:
+ * test with `instanceof`, not by name.
+ */
+export class TimeoutError extends ProcessError {}
+
+/** A start method was asked for something it cannot do. */
+export class StartMethodError extends ProcessError {}
+
+/** A child's error whose own class could not be rebuilt here; keeps its name and stack. */
+export class RemoteError extends ProcessError {
+  /** The error's class name in the child. */
+  readonly remoteName: string;
+  constructor(remoteName: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.remoteName = remoteName;
+  }
+}
+
+/** Classes rebuilt by name when an error crosses into this isolate. */
+export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> = new Map<
+  string,
+  new (message?: string) => Error
+>([
+  ["Error", Error],
+  ["TypeError", TypeError],
+  ["RangeError", RangeError],
+  ["SyntaxError", SyntaxError],
+  ["ReferenceError", ReferenceError],
+  ["EvalError", EvalError],
+  ["URIError", URIError],
+  ["ProcessError", ProcessError],
+  ["TimeoutError", TimeoutError],
+  ["StartMethodError", StartMethodError],
+]);

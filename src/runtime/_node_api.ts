@@ -1,0 +1,255 @@
+/**
+ * The part of the adapter that all three runtimes share: each of them runs
+ * `node:worker_threads` and `node:child_process` well enough, and those are the
+ * only APIs that report exit codes everywhere (research/runtime-matrix.md §1, §4).
+ * The per-runtime files supply what differs: how a child of this runtime is
+ * launched, where the main module is, how many CPUs there are.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { constants } from "node:os";
+import process from "node:process";
+import { parentPort, threadId, Worker, workerData } from "node:worker_threads";
+import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "../types.ts";
+
+/** What a runtime must say about itself; the rest is shared. */
+export interface RuntimeTraits {
+  key: RuntimeAdapter["key"];
+  cpuCount(): number;
+  mainModuleUrl(): string | undefined;
+  isMainModule(importMeta: ImportMeta): boolean;
+  /** The module a worker is started from, and the exec flags it gets. */
+  workerEntry(entry: URL): { url: URL; execArgv?: string[] };
+  /** The argv (after the executable) that runs `entryPath` as a child of this runtime. */
+  processArgs(entryPath: string): string[];
+  /** Routes the runtime's own uncaught-error events to `handler`, where it has any. */
+  onGlobalError?(handler: (error: unknown) => void): void;
+  /** Throws a clear error when the runtime forbids starting a subprocess. */
+  checkCanSpawnProcess?(): void;
+}
+
+const INIT_KEY = "polyproc.init";
+
+// Watches the parent from a thread of its own, so that a child whose main thread is
+// stuck in a busy loop still dies with its parent. A reparented child has a new ppid.
+const WATCHDOG_SOURCE = `
+import process from "node:process";
+import { workerData } from "node:worker_threads";
+const parent = workerData.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.kill(process.pid, "SIGKILL");
+}, 250);
+`;
+
+class WorkerChild implements ChildHandle {
+  readonly pid = process.pid;
+  readonly ident: number;
+  #worker: Worker;
+  #onMessage: (m: unknown) => void = () => {};
+  #exitHandler: (s: ExitStatus) => void = () => {};
+
+  constructor(worker: Worker) {
+    this.#worker = worker;
+    this.ident = worker.threadId;
+    worker.on("message", (m) => this.#onMessage(m));
+    // The child reports its own errors over the channel; this event only keeps an
+    // error the child could not report from crashing the parent.
+    worker.on("error", (err) => {
+      process.stderr.write(`polyproc worker ${this.ident} failed: ${err?.stack ?? err}\n`);
+    });
+    worker.on("exit", (code) => this.#exitHandler({ code, signal: null }));
+  }
+  send(message: unknown): void {
+    this.#worker.postMessage(message);
+  }
+  onMessage(handler: (m: unknown) => void): void {
+    this.#onMessage = handler;
+  }
+  onExit(handler: (s: ExitStatus) => void): void {
+    this.#exitHandler = handler;
+  }
+  ref(): void {
+    this.#worker.ref();
+  }
+  unref(): void {
+    this.#worker.unref();
+  }
+  terminate(): void {
+    void this.#worker.terminate();
+  }
+  kill(): void {
+    void this.#worker.terminate();
+  }
+}
+
+class ProcessChild implements ChildHandle {
+  readonly pid: number;
+  readonly ident: number;
+  #child: ChildProcess;
+  #onMessage: (m: unknown) => void = () => {};
+  #exitHandler: (s: ExitStatus) => void = () => {};
+  #exited = false;
+
+  constructor(child: ChildProcess) {
+    this.#child = child;
+    this.pid = child.pid ?? -1;
+    this.ident = this.pid;
+    child.on("message", (m) => this.#onMessage(m));
+    // EPIPE on a child that just died is reported through "exit" as well.
+    child.on("error", () => {});
+    child.stdin?.on("error", () => {});
+    // "close" comes after "exit" once stdio and the IPC channel are drained, so
+    // every message the child sent has been delivered by then.
+    child.on("close", (code, signal) => {
+      this.#exited = true;
+      this.#exitHandler({ code, signal });
+    });
+  }
+  send(message: unknown): void {
+    this.#child.send(message as Parameters<ChildProcess["send"]>[0]);
+  }
+  onMessage(handler: (m: unknown) => void): void {
+    this.#onMessage = handler;
+  }
+  onExit(handler: (s: ExitStatus) => void): void {
+    this.#exitHandler = handler;
+  }
+  ref(): void {
+    this.#child.ref();
+    (this.#child.channel as { ref?: () => void } | undefined)?.ref?.();
+    (this.#child.stdin as { ref?: () => void } | null)?.ref?.();
+  }
+  unref(): void {
+    this.#child.unref();
+    (this.#child.channel as { unref?: () => void } | undefined)?.unref?.();
+    (this.#child.stdin as { unref?: () => void } | null)?.unref?.();
+  }
+  terminate(): void {
+    if (!this.#exited) this.#child.kill("SIGTERM");
+  }
+  kill(): void {
+    if (!this.#exited) this.#child.kill("SIGKILL");
+  }
+}
+
+function workerChannel(): Channel {
+  const port = parentPort!;
+  return {
+    send: (m) => port.postMessage(m),
+    onMessage: (h) => port.on("message", h),
+    ref: () => port.ref(),
+    unref: () => port.unref(),
+  };
+}
+
+function processChannel(): Channel {
+  const proc = process as unknown as {
+    send(m: unknown): boolean;
+    channel?: { ref?(): void; unref?(): void };
+  };
+  return {
+    send: (m) => proc.send(m),
+    onMessage: (h) => process.on("message", h),
+    ref: () => proc.channel?.ref?.(),
+    unref: () => proc.channel?.unref?.(),
+  };
+}
+
+/** Builds a full adapter from a runtime's traits. */
+export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
+  return {
+    key: traits.key,
+    pid: process.pid,
+    cpuCount: traits.cpuCount,
+    mainModuleUrl: traits.mainModuleUrl,
+    isMainModule: traits.isMainModule,
+
+    spawnWorker(entry: URL, options: SpawnOptions): ChildHandle {
+      const { url, execArgv } = traits.workerEntry(entry);
+      const worker = new Worker(url, {
+        workerData: { [INIT_KEY]: options.init },
+        ...(execArgv ? { execArgv } : {}),
+      });
+      return new WorkerChild(worker);
+    },
+
+    spawnProcess(entry: URL, options: SpawnOptions): ChildHandle {
+      traits.checkCanSpawnProcess?.();
+      const args = traits.processArgs(decodeURIComponent(entry.pathname));
+      const child = spawn(process.execPath, args, {
+        // stdin is a private pipe: the child never reads the parent's terminal, and
+        // its end of file tells the child that the parent is gone.
+        stdio: ["pipe", "inherit", "inherit", "ipc"],
+        serialization: "advanced",
+      });
+      const handle = new ProcessChild(child);
+      handle.send(options.init);
+      return handle;
+    },
+
+    childInit(): Promise<ChildInit | undefined> {
+      const data = workerData as Record<string, unknown> | null;
+      if (parentPort && data && INIT_KEY in data) {
+        return Promise.resolve({ channel: workerChannel(), init: data[INIT_KEY], ident: threadId });
+      }
+      if (typeof (process as { send?: unknown }).send !== "function") {
+        return Promise.resolve(undefined);
+      }
+      return new Promise((resolve) => {
+        process.once("message", (init) => resolve({ channel: processChannel(), init, ident: process.pid }));
+      });
+    },
+
+    watchParent(handler: () => void): void {
+      process.once("disconnect", handler);
+      process.stdin.on("end", handler);
+      process.stdin.on("error", () => {});
+      process.stdin.resume();
+      (process.stdin as { unref?: () => void }).unref?.();
+      const watchdog = new Worker(
+        new URL("data:text/javascript," + encodeURIComponent(WATCHDOG_SOURCE)),
+        { workerData: { ppid: process.ppid }, execArgv: [] },
+      );
+      watchdog.unref();
+    },
+
+    exit(code: number): never {
+      process.exit(code);
+    },
+
+    onUncaughtError(handler: (error: unknown) => void): void {
+      process.on("uncaughtException", handler);
+      process.on("unhandledRejection", handler);
+      traits.onGlobalError?.(handler);
+    },
+
+    onExit(handler: () => void): void {
+      process.on("exit", handler);
+    },
+
+    writeStderr(text: string): void {
+      process.stderr.write(text);
+    },
+
+    pidAlive(pid: number): boolean {
+      // A dead orphan can linger as a zombie, which kill(pid, 0) still reports.
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+      } catch {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      }
+    },
+
+    signalNumber(name: string): number {
+      return (constants.signals as Record<string, number>)[name] ?? 0;
+    },
+  };
+}

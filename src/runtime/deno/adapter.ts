@@ -1,0 +1,59 @@
+/**
+ * Deno 2. Children get exactly the permissions the parent holds (never `-A`):
+ * each granted permission is passed on as its `--allow-*` flag. Permissions
+ * granted only for some paths or hosts cannot be read back and are not passed.
+ *
+ * @module
+ */
+import { nodeApiAdapter } from "../_node_api.ts";
+import type { RuntimeAdapter } from "../types.ts";
+
+interface DenoGlobal {
+  mainModule: string;
+  permissions: { querySync(d: { name: string }): { state: "granted" | "denied" | "prompt" } };
+}
+const deno = (): DenoGlobal => (globalThis as unknown as { Deno: DenoGlobal }).Deno;
+
+const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"];
+
+function granted(name: string): boolean {
+  try {
+    return deno().permissions.querySync({ name }).state === "granted";
+  } catch {
+    return false; // a permission name this Deno does not know
+  }
+}
+
+export const adapter: RuntimeAdapter = nodeApiAdapter({
+  key: "deno",
+  cpuCount: () => navigator.hardwareConcurrency,
+  mainModuleUrl: () => deno().mainModule,
+  isMainModule: (meta) => meta.main === true,
+  workerEntry: (entry) => ({ url: entry }),
+  processArgs: (entryPath) => [
+    "run",
+    "--quiet",
+    ...PERMISSIONS.filter(granted).map((name) => `--allow-${name}`),
+    entryPath,
+  ],
+  // Deno reports some rejections only as a global event, which would end the isolate.
+  onGlobalError(handler) {
+    globalThis.addEventListener("error", (e) => {
+      e.preventDefault();
+      handler(e.error);
+    });
+    globalThis.addEventListener("unhandledrejection", (e) => {
+      e.preventDefault();
+      handler(e.reason);
+    });
+  },
+  checkCanSpawnProcess() {
+    const missing = ["run", "env"].filter((name) => !granted(name));
+    if (missing.length > 0) {
+      throw new TypeError(
+        `The "process" start method on Deno needs ${missing.map((n) => `--allow-${n}`).join(" and ")} ` +
+          `(run Deno with --allow-read --allow-run --allow-env)`,
+      );
+    }
+  },
+});

@@ -1,0 +1,92 @@
+/**
+ * The adapter contract: everything polyproc needs from a runtime, and the only
+ * vocabulary the core uses to talk about workers, subprocesses and the host.
+ *
+ * @module
+ */
+
+/** A message channel to a child, or from a child to its parent. */
+export interface Channel {
+  /** Sends a structured-clonable message. Throws synchronously if it cannot be copied. */
+  send(message: unknown): void;
+  /** Sets the one message handler. */
+  onMessage(handler: (message: unknown) => void): void;
+  /** Lets the event loop end while this channel is idle (or not). */
+  ref(): void;
+  unref(): void;
+}
+
+/** How a child ended: an exit code, or the signal that killed it. */
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A running child: a worker thread or an OS subprocess. */
+export interface ChildHandle extends Channel {
+  /** The OS pid: the subprocess's own, or the hosting process's for a worker. */
+  readonly pid: number;
+  /** A per-program unique positive integer (the pid for a subprocess). */
+  readonly ident: number;
+  /** Called once, when the child has ended and been reaped. */
+  onExit(handler: (status: ExitStatus) => void): void;
+  /** SIGTERM for a subprocess; stops the thread for a worker. */
+  terminate(): void;
+  /** SIGKILL for a subprocess; stops the thread for a worker. */
+  kill(): void;
+}
+
+/** What a child is started with: the payload of the first message. */
+export interface SpawnOptions {
+  /** Data delivered to the child before anything else (structured clone). */
+  init: unknown;
+}
+
+/** The start-up facts a child reads about itself. */
+export interface ChildInit {
+  /** The channel to the parent. */
+  channel: Channel;
+  /** The first message, as given to {@linkcode SpawnOptions.init}. */
+  init: unknown;
+  /** This child's ident, as the parent's {@linkcode ChildHandle.ident} reports it. */
+  ident: number;
+}
+
+/** One runtime's implementation of everything polyproc needs. */
+export interface RuntimeAdapter {
+  readonly key: "node" | "deno" | "bun";
+  /** This OS process's pid. */
+  readonly pid: number;
+  /** Number of logical CPUs. */
+  cpuCount(): number;
+  /** The URL of the program's main module, if there is one. */
+  mainModuleUrl(): string | undefined;
+  /** Whether `importMeta` belongs to the program's main module. */
+  isMainModule(importMeta: ImportMeta): boolean;
+  /** Starts a worker thread running the module at `entry` (a file URL). */
+  spawnWorker(entry: URL, options: SpawnOptions): ChildHandle;
+  /** Starts an OS subprocess of this runtime running `entry`, over a private IPC channel. */
+  spawnProcess(entry: URL, options: SpawnOptions): ChildHandle;
+  /**
+   * Inside a child: the channel to the parent and the init payload.
+   * Resolves to undefined in a program that polyproc did not start.
+   */
+  childInit(): Promise<ChildInit | undefined>;
+  /**
+   * Inside a subprocess child: calls `handler` when the parent is gone, even if
+   * this process's main thread is busy (a watchdog thread does the polling).
+   */
+  watchParent(handler: () => void): void;
+  /** Ends this process (or this worker thread) with `code`, flushing stdio. */
+  exit(code: number): never;
+  /** Routes errors nobody caught (throws and rejections) to `handler` instead of crashing. */
+  onUncaughtError(handler: (error: unknown) => void): void;
+  /** Runs `handler` synchronously when this process or worker is about to exit. */
+  onExit(handler: () => void): void;
+  /** Writes text to standard error. */
+  writeStderr(text: string): void;
+  /** Whether the OS process `pid` still exists. */
+  pidAlive(pid: number): boolean;
+  /** Maps a signal name to its number ("SIGTERM" → 15). */
+  signalNumber(name: string): number;
+}
