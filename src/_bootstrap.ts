@@ -29,7 +29,13 @@ const start = started.init as StartMessage;
 const self = { name: start.name, pid: runtime.pid, ident: started.ident, daemon: start.daemon };
 const report = (err: unknown) => runtime.writeStderr(`Process ${self.name}:\n${describe(err)}\n`);
 
-setChildIdentity({ self, parent: start.parent, startMethod: start.startMethod, parentIsProcess: start.startMethod === "process" });
+const identity = {
+  self,
+  parent: start.parent,
+  startMethod: start.startMethod,
+  importing: true,
+};
+setChildIdentity(identity);
 inheritStartMethod(start.defaultStartMethod);
 if (start.startMethod === "process") runtime.watchParent(() => runtime.exit(1));
 runtime.onUncaughtError((err) => {
@@ -40,6 +46,7 @@ runtime.onUncaughtError((err) => {
 let code = 0;
 try {
   const fn = await loadTarget(start.target);
+  identity.importing = false;
   await fn(...(unpack(start.args) as unknown[]));
 } catch (err) {
   report(err);

@@ -24,7 +24,8 @@ export interface ChildIdentity {
   self: ProcessInfo;
   parent: ProcessInfo;
   startMethod: StartMethod;
-  parentIsProcess: boolean;
+  /** True while the child imports its target's module (Python's bootstrapping phase). */
+  importing: boolean;
 }
 
 const KEY = Symbol.for("polyproc.identity");

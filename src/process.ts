@@ -136,7 +136,17 @@ export class Process<A extends unknown[] = unknown[]> {
   start(): void {
     this.#checkOpen("start");
     if (this.#popen !== undefined) throw this.#error("start", "process has already started");
-    if (childIdentity()?.self.daemon) throw this.#error("start", "daemonic processes are not allowed to have children");
+    const identity = childIdentity();
+    if (identity?.self.daemon) throw this.#error("start", "daemonic processes are not allowed to have children");
+    if (identity?.importing) {
+      // The child is importing the module that names its target, and that module
+      // starts children at top level: without this, every child would do the same.
+      throw this.#error(
+        "start",
+        "the child is still importing its target's module, whose top level starts processes. " +
+          "Guard the main program with `if (isMainModule(import.meta))`",
+      );
+    }
     const args = packChecked(this.#args, "args");
     const method = useStartMethod(this.#context);
     const init: StartMessage = {

@@ -28,10 +28,13 @@ export type TargetLike<A extends unknown[] = unknown[], R = unknown> =
   | Target<A, R>
   | ((...args: A) => R | PromiseLike<R>);
 
-/** The exported functions of module `M`, each as a typed {@linkcode Target}. */
+/**
+ * The exports of module `M`: each function as a typed {@linkcode Target}, anything
+ * else as `undefined` (it cannot be run). A plain mapped type, so that a module
+ * may name its own exports without an infinitely deep type.
+ */
 export type ModuleTargets<M> = {
-  readonly [K in keyof M as M[K] extends (...args: never[]) => unknown ? K : never]: M[K] extends
-    (...args: infer A) => infer R ? Target<A, Awaited<R>> : never;
+  readonly [K in keyof M]: M[K] extends (...args: infer A) => infer R ? Target<A, Awaited<R>> : undefined;
 };
 
 /** How a target travels to a child. */

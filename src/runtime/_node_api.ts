@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
 import { parentPort, threadId, Worker, workerData } from "node:worker_threads";
-import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "../types.ts";
+import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "./types.ts";
 
 /** What a runtime must say about itself; the rest is shared. */
 export interface RuntimeTraits {

@@ -32,8 +32,15 @@ function isBare(specifier: string): boolean {
   return !/^(\.|\/|file:|data:|node:)/.test(specifier);
 }
 
+// A worker's own process.execArgv holds only what it was started with, so the
+// first thread records the real flags here for workers to pass on.
+const INHERITED = Symbol.for("polyproc.node.execArgv");
+const store = globalThis as unknown as { [INHERITED]?: string[] };
+
 /** The parent's exec flags, fit for a child: loaders absolute, debugger and test flags dropped. */
 function childExecArgv(): string[] {
+  const inherited = store[INHERITED];
+  if (inherited !== undefined) return inherited;
   const out: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
@@ -47,17 +54,12 @@ function childExecArgv(): string[] {
     }
     out.push(flag);
   }
-  return out;
+  return store[INHERITED] = out;
 }
 
-function usesTsx(): boolean {
-  return process.execArgv.some((a) => a.includes("tsx"));
-}
-
-/** The exec flags a worker may take: everything but the module loaders (workers ignore them). */
-function workerExecArgv(): string[] {
+/** The exec flags a worker may take: everything but the module loaders, which workers ignore. */
+function workerExecArgv(argv: string[]): string[] {
   const out: string[] = [];
-  const argv = childExecArgv();
   for (let i = 0; i < argv.length; i++) {
     if (LOADER_FLAGS.has(argv[i])) i++;
     else out.push(argv[i]);
@@ -65,20 +67,27 @@ function workerExecArgv(): string[] {
   return out;
 }
 
-let tsxApi: string | undefined;
+/**
+ * A worker starts from a data: module that hands down the exec flags and, when
+ * the program runs under tsx, registers tsx in the thread before loading `entry`.
+ */
+function workerBootstrap(entry: URL): URL {
+  const argv = childExecArgv();
+  const tsx = argv.find((a) => a.includes("tsx") && a.startsWith("file:"));
+  let source = `globalThis[Symbol.for("polyproc.node.execArgv")] = ${JSON.stringify(argv)};\n`;
+  if (tsx !== undefined) {
+    const api = new URL("./esm/api/index.mjs", tsx).href;
+    source += `const { register } = await import(${JSON.stringify(api)});\nregister();\n`;
+  }
+  source += `await import(${JSON.stringify(entry.href)});\n`;
+  return new URL("data:text/javascript," + encodeURIComponent(source));
+}
 
 export const adapter: RuntimeAdapter = nodeApiAdapter({
   key: "node",
   cpuCount: () => availableParallelism(),
   mainModuleUrl: () => (process.argv[1] ? pathToFileURL(process.argv[1]).href : undefined),
   isMainModule: (meta) => !!process.argv[1] && meta.url === pathToFileURL(process.argv[1]).href,
-  workerEntry(entry) {
-    const execArgv = workerExecArgv();
-    if (!usesTsx()) return { url: entry, execArgv };
-    tsxApi ??= resolveFromCwd("tsx/esm/api", true);
-    const source = `const { register } = await import(${JSON.stringify(tsxApi)});\n` +
-      `register();\nawait import(${JSON.stringify(entry.href)});\n`;
-    return { url: new URL("data:text/javascript," + encodeURIComponent(source)), execArgv };
-  },
+  workerEntry: (entry) => ({ url: workerBootstrap(entry), execArgv: workerExecArgv(childExecArgv()) }),
   processArgs: (entryPath) => [...childExecArgv(), entryPath],
 });
