@@ -26,9 +26,10 @@ function granted(name: string): boolean {
 
 export const adapter: RuntimeAdapter = nodeApiAdapter({
   key: "deno",
-  cpuCount: () => navigator.hardwareConcurrency,
+  // os.cpus() would need --allow-sys; navigator needs no permission.
+  cpuCount: () => (globalThis as unknown as { navigator: { hardwareConcurrency: number } }).navigator.hardwareConcurrency,
   mainModuleUrl: () => deno().mainModule,
-  isMainModule: (meta) => meta.main === true,
+  isMainModule: (meta) => (meta as ImportMeta & { main?: boolean }).main === true,
   workerEntry: (entry) => ({ url: entry }),
   processArgs: (entryPath) => [
     "run",
@@ -38,11 +39,12 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   ],
   // Deno reports some rejections only as a global event, which would end the isolate.
   onGlobalError(handler) {
-    globalThis.addEventListener("error", (e) => {
+    const target = globalThis as unknown as EventTarget;
+    target.addEventListener("error", (e: Event & { error?: unknown }) => {
       e.preventDefault();
       handler(e.error);
     });
-    globalThis.addEventListener("unhandledrejection", (e) => {
+    target.addEventListener("unhandledrejection", (e: Event & { reason?: unknown }) => {
       e.preventDefault();
       handler(e.reason);
     });
