@@ -37,7 +37,7 @@ const live = new Set<Process>();
 let counter = 0;
 let exitHookInstalled = false;
 
-// Python's atexit rule, for an exit that does not wait (exit(), process.exit()):
+// Python's atexit rule, for an exit that does not wait (exit(), or the runtime's own):
 // no subprocess child may outlive us. Workers end with their process anyway.
 function installExitHook(): void {
   if (exitHookInstalled) return;
