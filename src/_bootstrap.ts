@@ -37,7 +37,7 @@ const identity = {
 };
 setChildIdentity(identity);
 inheritStartMethod(start.defaultStartMethod);
-if (start.startMethod === "process") runtime.watchParent(() => runtime.exit(1));
+if (start.startMethod === "process") runtime.watchParent(start.parent.pid, () => runtime.exit(1));
 runtime.onUncaughtError((err) => {
   report(err);
   runtime.exit(1);

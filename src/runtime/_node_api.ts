@@ -202,7 +202,9 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       });
     },
 
-    watchParent(handler: () => void): void {
+    watchParent(parentPid: number, handler: () => void): void {
+      // The parent may have died before we got here, and its events with it.
+      if (process.ppid !== parentPid) handler();
       process.once("disconnect", handler);
       process.stdin.on("end", handler);
       process.stdin.on("error", () => {});
@@ -210,7 +212,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       (process.stdin as { unref?: () => void }).unref?.();
       const watchdog = new Worker(
         new URL("data:text/javascript," + encodeURIComponent(WATCHDOG_SOURCE)),
-        { workerData: { ppid: process.ppid }, execArgv: [] },
+        { workerData: { ppid: parentPid }, execArgv: [] },
       );
       watchdog.unref();
     },

@@ -73,10 +73,10 @@ export interface RuntimeAdapter {
    */
   childInit(): Promise<ChildInit | undefined>;
   /**
-   * Inside a subprocess child: calls `handler` when the parent is gone, even if
-   * this process's main thread is busy (a watchdog thread does the polling).
+   * Inside a subprocess child: calls `handler` when the parent (`parentPid`) is
+   * gone, even if this process's main thread is busy (a watchdog thread polls).
    */
-  watchParent(handler: () => void): void;
+  watchParent(parentPid: number, handler: () => void): void;
   /** Ends this process (or this worker thread) with `code`, flushing stdio. */
   exit(code: number): never;
   /** Routes errors nobody caught (throws and rejections) to `handler` instead of crashing. */
