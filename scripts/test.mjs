@@ -21,7 +21,10 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["node", "deno", "bun"];
-const DENO_FLAGS = ["--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-sys", "--allow-net"];
+// -A because the tests read /proc/<pid>/stat, which Deno allows only with all permissions.
+// The library's own minimal flags are exercised by the program tests (tests/_helpers.ts
+// runtimeCommand) and by `npm run demo`.
+const DENO_FLAGS = ["-A"];
 
 // ---------------------------------------------------------------------------------------------- arguments
 function usage(msg) {

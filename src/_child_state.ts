@@ -7,7 +7,16 @@
 import { runtime } from "./runtime/detect.ts";
 import type { StartMethod } from "./_start_method.ts";
 
-/** What a process knows about itself or its parent (Python's `current_process()`). */
+/**
+ * What a process knows about itself or its parent (Python's `current_process()`).
+ *
+ * @example
+ * ```ts
+ * import { currentProcess, type ProcessInfo } from "polyproc";
+ * const me: ProcessInfo = currentProcess();
+ * console.log(me.name, me.pid);
+ * ```
+ */
 export interface ProcessInfo {
   /** "MainProcess", or the name given to the child ("Process-1", "Process-1:2", ...). */
   readonly name: string;

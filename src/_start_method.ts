@@ -6,7 +6,16 @@
  */
 import { ProcessError } from "./errors.ts";
 
-/** How a child is started: a worker thread, or an OS subprocess of this runtime. */
+/**
+ * How a child is started: a worker thread, or an OS subprocess of this runtime.
+ *
+ * @example
+ * ```ts
+ * import { setStartMethod, type StartMethod } from "polyproc";
+ * const method: StartMethod = "process";
+ * setStartMethod(method);
+ * ```
+ */
 export type StartMethod = "worker" | "process";
 
 const METHODS: readonly StartMethod[] = ["worker", "process"];
@@ -22,7 +31,15 @@ export function checkStartMethod(method: unknown, what = "start method"): StartM
   return method as StartMethod;
 }
 
-/** The start methods every runtime supports. */
+/**
+ * The start methods every runtime supports (Python's `get_all_start_methods()`).
+ *
+ * @example
+ * ```ts
+ * import { getAllStartMethods } from "polyproc";
+ * console.log(getAllStartMethods()); // ["worker", "process"]
+ * ```
+ */
 export function getAllStartMethods(): StartMethod[] {
   return [...METHODS];
 }
@@ -30,6 +47,12 @@ export function getAllStartMethods(): StartMethod[] {
 /**
  * The default start method: "worker" unless {@linkcode setStartMethod} changed it
  * (a child inherits its parent's default).
+ *
+ * @example
+ * ```ts
+ * import { getStartMethod } from "polyproc";
+ * console.log(getStartMethod()); // "worker"
+ * ```
  */
 export function getStartMethod(): StartMethod {
   return defaultMethod;
@@ -38,8 +61,17 @@ export function getStartMethod(): StartMethod {
 /**
  * Changes the default start method for constructors given no `context`.
  *
+ * Python's `set_start_method()`; unlike Python, setting it again before any child
+ * has started is allowed.
+ *
  * @throws {ProcessError} once the default has started a child, unless `force` is true.
  * @throws {RangeError} for an unknown method.
+ *
+ * @example
+ * ```ts
+ * import { setStartMethod } from "polyproc";
+ * setStartMethod("process"); // children of bare constructors are now OS subprocesses
+ * ```
  */
 export function setStartMethod(method: StartMethod, options: { force?: boolean } = {}): void {
   checkStartMethod(method);

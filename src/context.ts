@@ -9,7 +9,16 @@ import { Process, type ProcessOptions } from "./process.ts";
 
 export { getAllStartMethods, getStartMethod, setStartMethod, type StartMethod };
 
-/** The library's constructors, bound to one start method. */
+/**
+ * The library's constructors, bound to one start method.
+ *
+ * @example
+ * ```ts
+ * import { getContext, type Context } from "polyproc";
+ * const ctx: Context = getContext("process");
+ * new ctx.Process({ target: () => {} }).start();
+ * ```
+ */
 export interface Context {
   /** The start method every constructor of this context uses. */
   readonly startMethod: StartMethod;

@@ -5,7 +5,17 @@
  * @module
  */
 
-/** Base class of polyproc's errors, and the error for using an object in the wrong state. */
+/**
+ * Base class of polyproc's errors, and the error for using an object in the wrong state.
+ *
+ * @example
+ * ```ts
+ * import { Process, ProcessError } from "polyproc";
+ * const p = new Process({ target: () => {} });
+ * p.start();
+ * try { p.start(); } catch (e) { console.log(e instanceof ProcessError); } // true
+ * ```
+ */
 export class ProcessError extends Error {
   constructor(message?: string, options?: ErrorOptions) {
     super(message, options);
@@ -17,13 +27,35 @@ export class ProcessError extends Error {
  * A wait with a timeout ran out (Python's `multiprocessing.TimeoutError`).
  * Not the DOMException named "TimeoutError" that `AbortSignal.timeout()` raises:
  * test with `instanceof`, not by name.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "polyproc";
+ * const isOurs = (e: unknown) => e instanceof TimeoutError;
+ * ```
  */
 export class TimeoutError extends ProcessError {}
 
-/** A start method was asked for something it cannot do. */
+/**
+ * A start method was asked for something it cannot do.
+ *
+ * @example
+ * ```ts
+ * import { StartMethodError } from "polyproc";
+ * const unsupported = (e: unknown) => e instanceof StartMethodError;
+ * ```
+ */
 export class StartMethodError extends ProcessError {}
 
-/** A child's error whose own class could not be rebuilt here; keeps its name and stack. */
+/**
+ * A child's error whose own class could not be rebuilt here; keeps its name and stack.
+ *
+ * @example
+ * ```ts
+ * import { RemoteError } from "polyproc";
+ * const describe = (e: unknown) => e instanceof RemoteError ? `${e.remoteName}: ${e.message}` : String(e);
+ * ```
+ */
 export class RemoteError extends ProcessError {
   /** The error's class name in the child. */
   readonly remoteName: string;

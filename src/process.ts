@@ -17,7 +17,16 @@ import { type TargetLike, type TargetSpec, toSpec } from "./target.ts";
 
 export type { ProcessInfo } from "./_child_state.ts";
 
-/** Options for {@linkcode Process}. */
+/**
+ * Options for {@linkcode Process}.
+ *
+ * @example
+ * ```ts
+ * import { Process, type ProcessOptions } from "polyproc";
+ * const options: ProcessOptions<[number]> = { target: (n: number) => console.log(n), args: [1], daemon: true };
+ * new Process(options).start();
+ * ```
+ */
 export interface ProcessOptions<A extends unknown[] = unknown[]> {
   /** What the child runs: a {@linkcode fromModule} reference or a self-contained function. */
   target: TargetLike<A, unknown>;
@@ -256,7 +265,16 @@ export function currentProcess(): ProcessInfo {
   return childIdentity()?.self ?? mainInfo();
 }
 
-/** What a child knows about its parent. */
+/**
+ * What a child knows about its parent.
+ *
+ * @example
+ * ```ts
+ * import { parentProcess } from "polyproc";
+ * const parent = parentProcess(); // in a child: { name: "MainProcess", pid, ident, daemon, isAlive() }
+ * if (parent !== null && !parent.isAlive()) console.log("orphaned");
+ * ```
+ */
 export interface ParentProcessInfo extends ProcessInfo {
   /** Whether the parent still runs (a subprocess child exits soon after its parent anyway). */
   isAlive(): boolean;
@@ -314,8 +332,11 @@ export function cpuCount(): number {
  *
  * @example Ending a child with a code
  * ```ts
- * import { exit, Process } from "polyproc";
- * const p = new Process({ target: async () => (await import("polyproc")).exit(3) });
+ * // tasks.ts
+ * import { exit } from "polyproc";
+ * export function check(ok: boolean): void {
+ *   if (!ok) exit(3); // the parent sees p.exitCode === 3
+ * }
  * ```
  */
 export function exit(code = 0): never {

@@ -13,6 +13,14 @@ declare const signature: unique symbol;
 /**
  * A reference to an exported function that a child can import: `A` are its
  * arguments, `R` its (awaited) result. Made by {@linkcode fromModule}.
+ *
+ * @example
+ * ```ts
+ * import { fromModule, type Target } from "polyproc";
+ * const square: Target<[number], number> = fromModule<typeof import("./tasks.ts")>(
+ *   new URL("./tasks.ts", import.meta.url),
+ * ).square;
+ * ```
  */
 export interface Target<A extends unknown[] = unknown[], R = unknown> {
   /** The module's URL. */
@@ -23,7 +31,15 @@ export interface Target<A extends unknown[] = unknown[], R = unknown> {
   readonly [signature]?: (...args: A) => R;
 }
 
-/** Anything that names the code a child runs: a {@linkcode Target} or a self-contained function. */
+/**
+ * Anything that names the code a child runs: a {@linkcode Target} or a self-contained function.
+ *
+ * @example
+ * ```ts
+ * import type { TargetLike } from "polyproc";
+ * const shipped: TargetLike<[number], number> = (x: number) => x * x;
+ * ```
+ */
 export type TargetLike<A extends unknown[] = unknown[], R = unknown> =
   | Target<A, R>
   | ((...args: A) => R | PromiseLike<R>);
@@ -32,6 +48,12 @@ export type TargetLike<A extends unknown[] = unknown[], R = unknown> =
  * The exports of module `M`: each function as a typed {@linkcode Target}, anything
  * else as `undefined` (it cannot be run). A plain mapped type, so that a module
  * may name its own exports without an infinitely deep type.
+ *
+ * @example
+ * ```ts
+ * import { fromModule, type ModuleTargets } from "polyproc";
+ * const tasks: ModuleTargets<typeof import("./tasks.ts")> = fromModule(new URL("./tasks.ts", import.meta.url));
+ * ```
  */
 export type ModuleTargets<M> = {
   readonly [K in keyof M]: M[K] extends (...args: infer A) => infer R ? Target<A, Awaited<R>> : undefined;

@@ -237,6 +237,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
 
     pidAlive(pid: number): boolean {
       // A dead orphan can linger as a zombie, which kill(pid, 0) still reports.
+      // Deno reads /proc only with --allow-all, hence the fallback.
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
@@ -244,8 +245,9 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
         try {
           process.kill(pid, 0);
           return true;
-        } catch {
-          return false;
+        } catch (err) {
+          // EPERM: it exists but is not ours; a permission refusal tells nothing.
+          return (err as { code?: string }).code !== "ESRCH";
         }
       }
     },

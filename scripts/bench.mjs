@@ -1,0 +1,404 @@
+#!/usr/bin/env node
+// Runs the benchmark programs (BENCHES below) under Node (+tsx), Deno, Bun and CPython, one run at a time,
+// collects their `##RESULT {json}` lines and prints one combined markdown table plus polyproc÷raw ratios.
+//
+//   npm run bench                                     every bench, every runtime
+//   npm run bench -- --runtime=node,python            some runtimes (node|deno|bun|python)
+//   options: --rounds=N --reps=N --warmup=N           passed to every program (defaults: the programs' own, 5/4/2)
+//            --timeout=SECONDS                        per program run (default 120; its process group is killed)
+//            --no-gate                                do not wait for a quiet machine before each run
+//            --json=FILE                              also write every result (and load figures) as JSON
+//
+// Method (research/anchors-bench.md): each program warms up and then runs interleaved rounds itself, so a
+// ratio inside one runtime compares numbers taken side by side. Between programs, a quiet gate waits (up to
+// GATE_MAX_S) for a 0.4 s window in which the machine is nearly idle. During each run the foreign load is
+// recorded: busy cores from /proc/stat minus the CPU time of the run's own process tree (via /usr/bin/time),
+// divided by wall time. A run with more than 0.5 foreign cores is repeated once (budget permitting) and the
+// cleaner attempt is kept; cells whose run had > 0.25 foreign cores are flagged ⚠.
+//
+// The environment is cleaned as in the anchors: NODE_EXTRA_CA_CERTS (set by the sandbox; it makes every node
+// start parse the CA bundle, ~+50 ms) and NODE_OPTIONS are unset, DENO_NO_UPDATE_CHECK=1. polyproc's children
+// inherit the same environment as the raw baselines.
+//
+// To add a benchmark: append to BENCHES (a program that prints ##RESULT lines with id, col, label, median_ms,
+// min_ms, max_ms, n, round_medians_ms), and name its ids in ROWS / RATIOS; unknown ids still get a row.
+import { spawn, spawnSync } from "node:child_process";
+import { accessSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readSync,
+  rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const RUNTIMES = ["node", "deno", "bun", "python"];
+const GATE_MAX_S = 15;
+const BUDGET_S = 170; // no repeat of a contaminated run would end past this
+
+// ---------------------------------------------------------------------------------------------- what to run
+// Each bench: a program per runtime. `args(ctx)` gives extra arguments (ctx.fixtures: a temp dir with empty.mjs
+// and hello.mjs, so the programs need no write permission).
+const BENCHES = [
+  {
+    name: "process start+join",
+    runtimes: ["node", "deno", "bun"],
+    file: "scripts/bench_process.ts",
+    args: (ctx) => [`--fixtures=${ctx.fixtures}`],
+  },
+  { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => [] },
+];
+
+// Table columns: a result's `col` (JS programs use the runtime's name).
+const COLUMNS = [
+  { col: "python-spawn", head: "Python spawn" },
+  { col: "python-forkserver", head: "Python forkserver" },
+  { col: "python-fork", head: "Python fork" },
+  { col: "node", head: "node (tsx)" },
+  { col: "deno", head: "deno" },
+  { col: "bun", head: "bun" },
+];
+
+// Row labels and order, by result id; a section starts where `section` is set.
+const ROWS = [
+  { section: "Start method \"process\" (Python: multiprocessing with that start method)" },
+  { id: "polyproc.process", label: "polyproc `Process(noop)` start+join, \"process\" [Py: `mp.Process(noop)`]" },
+  { id: "raw.spawn", label: "raw `child_process.spawn(runtime, empty .mjs)` → exit [node: no flags; Py: `subprocess.run(python3 empty.py)` / `os.fork()`+waitpid]" },
+  { id: "raw.spawn_ts", label: "raw spawn of the tiny .ts module → exit [node: `--import tsx`, as polyproc's child]" },
+  { section: "Start method \"worker\"" },
+  { id: "polyproc.worker", label: "polyproc `Process(noop)` start+join, \"worker\"" },
+  { id: "raw.worker", label: "raw `node:worker_threads` `new Worker(empty .mjs)` → exit [node: `execArgv: []`]" },
+  { id: "raw.worker_ts", label: "raw `Worker(tiny .ts module)` → exit [node: data: bootstrap doing tsx `register()`, as polyproc]" },
+  { id: "info.worker_inherit", label: "(info) node: raw `Worker(empty .mjs)` with the inherited `--import tsx` → exit" },
+  { id: "info.web_worker", label: "(info) web `Worker(module posting 'hi')` → first message" },
+];
+
+// Ratios of medians, num ÷ den, per column; `target` marks the goal (≤ target is met).
+const RATIOS = [
+  { num: "polyproc.process", den: "raw.spawn", label: "\"process\": polyproc ÷ raw spawn (bare) [Py: mp ÷ subprocess.run / os.fork]", target: 1.5 },
+  { num: "polyproc.process", den: "raw.spawn_ts", label: "\"process\": polyproc ÷ raw spawn of the .ts module (node: with tsx)" },
+  { num: "polyproc.worker", den: "raw.worker", label: "\"worker\": polyproc ÷ raw Worker (bare .mjs)", target: 1.5 },
+  { num: "polyproc.worker", den: "raw.worker_ts", label: "\"worker\": polyproc ÷ raw Worker of the .ts module (node: tsx bootstrap)" },
+];
+
+// ---------------------------------------------------------------------------------------------- arguments
+function usage(msg) {
+  if (msg) console.error(`bench.mjs: ${msg}`);
+  console.error("usage: node scripts/bench.mjs [--runtime=node|deno|bun|python]... [--rounds=N] [--reps=N] " +
+    "[--warmup=N] [--timeout=S] [--no-gate] [--json=FILE]");
+  process.exit(2);
+}
+
+const opts = { runtimes: [], pass: [], timeoutS: 120, gate: true, json: "" };
+{
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => (a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[++i] ?? usage(`${a} needs a value`));
+    const flag = a.replace(/=.*/, "");
+    if (a === "-h" || a === "--help") usage();
+    else if (flag === "--runtime") {
+      for (const r of value().split(",").filter(Boolean)) {
+        if (!RUNTIMES.includes(r)) usage(`unknown runtime '${r}' (expected ${RUNTIMES.join("|")})`);
+        if (!opts.runtimes.includes(r)) opts.runtimes.push(r);
+      }
+    } else if (["--rounds", "--reps", "--warmup"].includes(flag)) {
+      const v = value();
+      if (!/^\d+$/.test(v)) usage(`${flag} needs a whole number`);
+      opts.pass.push(`${flag}=${v}`);
+    } else if (flag === "--timeout") {
+      opts.timeoutS = Number(value());
+      if (!(opts.timeoutS > 0)) usage("--timeout needs a positive number of seconds");
+    } else if (a === "--no-gate") opts.gate = false;
+    else if (flag === "--json") opts.json = path.resolve(process.env.INIT_CWD || process.cwd(), value());
+    else usage(`unknown argument ${a}`);
+  }
+  if (opts.runtimes.length === 0) opts.runtimes = [...RUNTIMES];
+  opts.runtimes.sort((a, b) => RUNTIMES.indexOf(a) - RUNTIMES.indexOf(b));
+}
+
+// ---------------------------------------------------------------------------------------------- binaries
+// Same lookup as scripts/test.mjs: the platform package's native binary, else the npm package's, else the
+// node_modules/.bin shim, else PATH.
+function looksNative(file) {
+  try {
+    const fd = openSync(file, "r");
+    const b = Buffer.alloc(4);
+    readSync(fd, b, 0, 4, 0);
+    closeSync(fd);
+    const hex = b.toString("hex");
+    return hex === "7f454c46" || ["cffaedfe", "cefaedfe", "feedfacf", "feedface", "cafebabe"].includes(hex);
+  } catch {
+    return false;
+  }
+}
+
+function isExecutable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function platformDirs(scopeDir, prefix) {
+  try {
+    return readdirSync(scopeDir)
+      .filter((d) => d.startsWith(prefix))
+      .sort((a, b) => a.length - b.length || a.localeCompare(b))
+      .map((d) => path.join(scopeDir, d));
+  } catch {
+    return [];
+  }
+}
+
+function resolveBinary(name) {
+  const nm = path.join(ROOT, "node_modules");
+  const plat = process.platform;
+  const native = [];
+  if (name === "deno") {
+    native.push(...platformDirs(path.join(nm, "@deno"), `${plat}-${process.arch}`).map((d) => path.join(d, "deno")));
+    native.push(path.join(nm, "deno", "deno"));
+  } else {
+    const arch = process.arch === "arm64" ? "aarch64" : process.arch;
+    native.push(...platformDirs(path.join(nm, "@oven"), `bun-${plat}-${arch}`).map((d) => path.join(d, "bin", "bun")));
+    native.push(path.join(nm, "bun", "bin", "bun.exe"));
+  }
+  for (const f of native) if (isExecutable(f) && looksNative(f)) return f;
+  const shim = path.join(nm, ".bin", name);
+  if (isExecutable(shim)) return shim;
+  return name;
+}
+
+// The real interpreter, not a pyenv shim (a shim costs ~0.3 s per start, and mp's "spawn" uses sys.executable).
+function resolvePython() {
+  const r = spawnSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : "python3";
+}
+
+function commandFor(rt, file) {
+  switch (rt) {
+    case "node":
+      return [process.execPath, "--import", "tsx", file];
+    case "deno":
+      return [resolveBinary("deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
+    case "bun":
+      return [resolveBinary("bun"), file];
+    case "python":
+      return [resolvePython(), file];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- load accounting
+const HZ = 100; // USER_HZ: /proc/stat counts in 1/100 s on Linux
+const TIME = isExecutable("/usr/bin/time") ? "/usr/bin/time" : null;
+
+function cpuTimes() {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal = 0] = f;
+    return { busy: (user + nice + system + irq + softirq) / HZ, steal: steal / HZ, at: performance.now() / 1000 };
+  } catch {
+    return null;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Waits up to GATE_MAX_S for a 0.4 s window with < 0.15 busy cores; returns the seconds waited (or null).
+async function quietGate() {
+  if (!opts.gate || !cpuTimes()) return 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < GATE_MAX_S * 1000) {
+    const a = cpuTimes();
+    await sleep(400);
+    const b = cpuTimes();
+    if ((b.busy - a.busy) / (b.at - a.at) < 0.15) return (performance.now() - t0) / 1000;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------- running
+const active = new Set();
+function killGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal);
+  } catch { /* gone */ }
+}
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    for (const pid of active) killGroup(pid, "SIGKILL");
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  });
+}
+
+function childEnv() {
+  const env = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1" };
+  delete env.NODE_EXTRA_CA_CERTS;
+  delete env.NODE_OPTIONS;
+  delete env.FORCE_COLOR;
+  return env;
+}
+
+// Runs one program; resolves { code, out, err, wall, foreign, steal }.
+function runOnce(argv, rusageFile) {
+  return new Promise((resolve) => {
+    const full = TIME ? [TIME, "-f", "%U %S", "-o", rusageFile, ...argv] : argv;
+    const before = cpuTimes();
+    const t0 = performance.now();
+    const child = spawn(full[0], full.slice(1), { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+    active.add(child.pid);
+    let out = "", err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => {
+      err += `\nbench.mjs: timed out after ${opts.timeoutS} s, killed\n`;
+      killGroup(child.pid, "SIGKILL");
+    }, opts.timeoutS * 1000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      killGroup(child.pid, "SIGKILL"); // stragglers (e.g. an orphaned forkserver)
+      active.delete(child.pid);
+      const wall = (performance.now() - t0) / 1000;
+      const after = cpuTimes();
+      let foreign = null, steal = null;
+      if (before && after) {
+        steal = (after.steal - before.steal) / wall;
+        let own = null;
+        try {
+          const [u, s] = readFileSync(rusageFile, "utf8").trim().split("\n").at(-1).split(/\s+/).map(Number);
+          if (Number.isFinite(u + s)) own = u + s;
+        } catch { /* no /usr/bin/time */ }
+        if (own !== null) foreign = Math.max(0, (after.busy - before.busy - own) / wall);
+      }
+      resolve({ code: code ?? signal, out, err, wall, foreign, steal });
+    });
+  });
+}
+
+function parseResults(out) {
+  const results = [];
+  for (const line of out.split("\n")) {
+    if (!line.startsWith("##RESULT ")) continue;
+    try {
+      results.push(JSON.parse(line.slice(9)));
+    } catch {
+      console.error(`bench.mjs: unparsable line: ${line}`);
+    }
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------- main
+const tmp = mkdtempSync(path.join(os.tmpdir(), "polyproc-bench-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+writeFileSync(path.join(tmp, "empty.mjs"), "");
+writeFileSync(path.join(tmp, "hello.mjs"), "postMessage('hi');\n");
+const ctx = { fixtures: tmp };
+
+const started = performance.now();
+const elapsed = () => (performance.now() - started) / 1000;
+const results = []; // every result, with its run's load figures
+const runs = [];
+let failed = 0;
+
+console.log(`polyproc bench: ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}; ` +
+  `NODE_EXTRA_CA_CERTS and NODE_OPTIONS unset for the runs${TIME ? "" : "; /usr/bin/time missing, so no foreign-load figures"}`);
+
+for (const bench of BENCHES) {
+  for (const rt of bench.runtimes.filter((r) => opts.runtimes.includes(r))) {
+    const argv = [...commandFor(rt, bench.file), ...bench.args(ctx), ...opts.pass];
+    let best = null;
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const waited = await quietGate();
+      const r = await runOnce(argv, path.join(tmp, "rusage.txt"));
+      r.gate = waited;
+      const tag = `${bench.name} / ${rt}${attempt > 1 ? " (repeat)" : ""}`;
+      const load = r.foreign === null ? "" : `, foreign load ${r.foreign.toFixed(2)} cores, steal ${r.steal.toFixed(2)}`;
+      const gate = waited === null ? ", never quiet" : waited > 0.5 ? `, waited ${waited.toFixed(1)} s for quiet` : "";
+      console.log(`\n### ${tag}: ${r.wall.toFixed(1)} s, exit ${r.code}${load}${gate}`);
+      console.log(r.out.split("\n").filter((l) => l && !l.startsWith("##RESULT ")).map((l) => "    " + l).join("\n"));
+      if (r.code !== 0) {
+        console.log(r.err.split("\n").map((l) => "  ! " + l).join("\n"));
+      }
+      if (best === null || (r.code === 0 && (best.code !== 0 || (r.foreign ?? 0) < (best.foreign ?? 0)))) best = r;
+      const clean = r.foreign === null || r.foreign <= 0.5;
+      if (r.code !== 0 || clean || elapsed() + r.wall > BUDGET_S) break;
+      console.log(`    (more than 0.5 cores of foreign load: running it again)`);
+    }
+    if (best.code !== 0) failed++;
+    runs.push({ bench: bench.name, runtime: rt, wall_s: best.wall, foreign_cores: best.foreign, steal_cores: best.steal, exit: best.code });
+    for (const res of parseResults(best.out)) results.push({ ...res, foreign_cores: best.foreign });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- tables
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const byKey = new Map(results.map((r) => [`${r.id}|${r.col}`, r]));
+const cols = COLUMNS.filter((c) => results.some((r) => r.col === c.col));
+for (const r of results) if (!cols.some((c) => c.col === r.col)) cols.push({ col: r.col, head: r.col });
+
+function cell(r) {
+  if (!r) return "—";
+  const warn = r.foreign_cores !== null && r.foreign_cores > 0.25 ? " ⚠" : "";
+  return `${fmt(r.median_ms)} (${fmt(r.min_ms)}–${fmt(r.max_ms)})${warn}`;
+}
+
+const rows = [...ROWS];
+for (const r of results) {
+  if (!rows.some((row) => row.id === r.id)) rows.push({ id: r.id, label: r.label });
+}
+const lines = [];
+lines.push(`| metric (ms: median (min–max)) | ${cols.map((c) => c.head).join(" | ")} |`);
+lines.push(`| --- | ${cols.map(() => "---").join(" | ")} |`);
+for (const row of rows) {
+  if (row.section) {
+    lines.push(`| **${row.section}** | ${cols.map(() => "").join(" | ")} |`);
+    continue;
+  }
+  const cells = cols.map((c) => cell(byKey.get(`${row.id}|${c.col}`)));
+  if (cells.every((c) => c === "—")) continue;
+  lines.push(`| ${row.label} | ${cells.join(" | ")} |`);
+}
+const ns = [...new Set(results.map((r) => r.n))];
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const rl = [];
+rl.push(`| ratio of medians [per-round ratios min–max] | ${cols.map((c) => c.head).join(" | ")} |`);
+rl.push(`| --- | ${cols.map(() => "---").join(" | ")} |`);
+const misses = [];
+for (const ratio of RATIOS) {
+  const cells = cols.map((c) => {
+    const a = byKey.get(`${ratio.num}|${c.col}`), b = byKey.get(`${ratio.den}|${c.col}`);
+    if (!a || !b) return "—";
+    const q = a.median_ms / b.median_ms;
+    const per = (a.round_medians_ms ?? []).map((x, i) => x / (b.round_medians_ms ?? [])[i]).filter(Number.isFinite);
+    const range = per.length > 1 ? ` [${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)}]` : "";
+    let mark = "";
+    if (ratio.target !== undefined && !c.col.startsWith("python")) {
+      mark = q <= ratio.target ? " ✓" : " ✗";
+      if (q > ratio.target) misses.push(`${c.head}: ${ratio.label} = ${q.toFixed(2)}× (target ≤ ${ratio.target}×)`);
+    }
+    return `${q.toFixed(2)}×${range}${mark}`;
+  });
+  if (cells.every((c) => c === "—")) continue;
+  rl.push(`| ${ratio.label}${ratio.target ? ` (target ≤ ${ratio.target}×)` : ""} | ${cells.join(" | ")} |`);
+}
+
+console.log(`\n## Process start+join latency (ms)\n`);
+console.log(lines.join("\n"));
+console.log(`\nn = ${ns.join("/")} samples per cell (rounds × reps, after warm-up). ⚠ = the run had > 0.25 cores of foreign load.`);
+console.log(`\n## polyproc ÷ raw primitive (same runtime, same run)\n`);
+console.log(rl.join("\n"));
+const versions = [...new Set(runs.map((r) => r.runtime))].join(", ");
+console.log(`\nRuns: ${runs.map((r) => `${r.runtime} ${r.wall_s.toFixed(1)} s` +
+  (r.foreign_cores === null ? "" : ` (foreign ${r.foreign_cores.toFixed(2)})`)).join("; ")}. Total ${elapsed().toFixed(1)} s.`);
+if (misses.length) console.log(`\nAbove target:\n${misses.map((m) => "  - " + m).join("\n")}`);
+if (opts.json) {
+  writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), runtimes: versions, runs, results }, null, 2));
+  console.log(`\nWrote ${opts.json}`);
+}
+process.exitCode = failed ? 1 : 0;
