@@ -157,6 +157,20 @@ for (const method of METHODS) {
     assert.equal(grand.parent.ident, q.ident);
   });
 
+  test(`[${method}] a child can start a grandchild of the other start method`, T, async () => {
+    const other = method === "worker" ? "process" : "worker";
+    const info = tempPath();
+    const p = new ctx.Process({ target: targets.startGrandchild, args: [info, other] });
+    p.start();
+    await p.join(60_000);
+    assert.equal(p.exitCode, 0);
+    assert.equal((readJson(info) as { exitCode: number }).exitCode, 0);
+    const grand = readJson(info + ".grandchild") as Record<string, any>;
+    assert.equal(grand.parent.name, p.name);
+    if (other === "process") assert.notEqual(grand.current.pid, grand.parent.pid);
+    else assert.equal(grand.current.pid, grand.parent.pid);
+  });
+
   test(`[${method}] a child that returns stops its daemon children`, T, async () => {
     const out = tempPath();
     const p = new ctx.Process({ target: targets.startDaemonAndReturn, args: [out, method] });

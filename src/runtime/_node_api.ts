@@ -26,6 +26,8 @@ export interface RuntimeTraits {
   processArgs(entryPath: string): string[];
   /** Routes the runtime's own uncaught-error events to `handler`, where it has any. */
   onGlobalError?(handler: (error: unknown) => void): void;
+  /** Throws a clear error when the runtime forbids starting a worker. */
+  checkCanSpawnWorker?(): void;
   /** Throws a clear error when the runtime forbids starting a subprocess. */
   checkCanSpawnProcess?(): void;
 }
@@ -167,6 +169,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     isMainModule: traits.isMainModule,
 
     spawnWorker(entry: URL, options: SpawnOptions): ChildHandle {
+      traits.checkCanSpawnWorker?.();
       const { url, execArgv } = traits.workerEntry(entry);
       const worker = new Worker(url, {
         workerData: { [INIT_KEY]: options.init },

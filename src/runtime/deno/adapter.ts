@@ -2,9 +2,13 @@
  * Deno 2. Children get exactly the permissions the parent holds (never `-A`):
  * each granted permission is passed on as its `--allow-*` flag. Permissions
  * granted only for some paths or hosts cannot be read back and are not passed.
+ * (Deno's child_process turns a `deno run` without any permission flag into
+ * `deno run -A`; the "process" method always passes at least --allow-read,
+ * --allow-run and --allow-env, so that never happens here.)
  *
  * @module
  */
+import { StartMethodError } from "../../errors.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
 
@@ -21,6 +25,19 @@ function granted(name: string): boolean {
     return deno().permissions.querySync({ name }).state === "granted";
   } catch {
     return false; // a permission name this Deno does not know
+  }
+}
+
+const FLAGS = { worker: "--allow-read", process: "--allow-read --allow-run --allow-env" };
+
+// Without these, Deno would fail later and less clearly: in the child, or asynchronously.
+function requirePermissions(method: "worker" | "process", names: string[]): void {
+  const missing = names.filter((name) => !granted(name));
+  if (missing.length > 0) {
+    throw new StartMethodError(
+      `The "${method}" start method on Deno needs ${missing.map((n) => `--allow-${n}`).join(" ")} ` +
+        `(run Deno with ${FLAGS[method]})`,
+    );
   }
 }
 
@@ -49,13 +66,6 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
       handler(e.reason);
     });
   },
-  checkCanSpawnProcess() {
-    const missing = ["run", "env"].filter((name) => !granted(name));
-    if (missing.length > 0) {
-      throw new TypeError(
-        `The "process" start method on Deno needs ${missing.map((n) => `--allow-${n}`).join(" and ")} ` +
-          `(run Deno with --allow-read --allow-run --allow-env)`,
-      );
-    }
-  },
+  checkCanSpawnWorker: () => requirePermissions("worker", ["read"]),
+  checkCanSpawnProcess: () => requirePermissions("process", ["read", "run", "env"]),
 });
