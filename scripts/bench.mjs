@@ -3,7 +3,7 @@
 // collects their `##RESULT {json}` lines and prints one combined markdown table plus polyproc÷raw ratios.
 //
 //   npm run bench                                     every bench, every runtime
-//   npm run bench -- --runtime=node,python            some runtimes (node|deno|bun|python)
+//   npm run bench -- --runtime=node,python            some runtimes (node|node-js|deno|bun|python)
 //   options: --rounds=N --reps=N --warmup=N           passed to every program (defaults: the programs' own, 5/4/2)
 //            --timeout=SECONDS                        per program run (default 120; its process group is killed)
 //            --no-gate                                do not wait for a quiet machine before each run
@@ -20,10 +20,14 @@
 // start parse the CA bundle, ~+50 ms) and NODE_OPTIONS are unset, DENO_NO_UPDATE_CHECK=1. polyproc's children
 // inherit the same environment as the raw baselines.
 //
+// "node-js" is node on plain JavaScript, as a user of the npm package runs it: mod.ts, src/ and the bench program
+// are transpiled into a temp dir with the `typescript` devDependency (type stripping only; skipped with a note if
+// it is missing), so that neither the program nor polyproc's children load tsx. "node" is `node --import tsx`.
+//
 // To add a benchmark: append to BENCHES (a program that prints ##RESULT lines with id, col, label, median_ms,
 // min_ms, max_ms, n, round_medians_ms), and name its ids in ROWS / RATIOS; unknown ids still get a row.
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readSync,
+import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync,
   rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -31,8 +35,8 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RUNTIMES = ["node", "deno", "bun", "python"];
-const GATE_MAX_S = 15;
+const RUNTIMES = ["node", "node-js", "deno", "bun", "python"];
+const GATE_MAX_S = 10;
 const BUDGET_S = 170; // no repeat of a contaminated run would end past this
 
 // ---------------------------------------------------------------------------------------------- what to run
@@ -41,8 +45,9 @@ const BUDGET_S = 170; // no repeat of a contaminated run would end past this
 const BENCHES = [
   {
     name: "process start+join",
-    runtimes: ["node", "deno", "bun"],
+    runtimes: ["node", "node-js", "deno", "bun"],
     file: "scripts/bench_process.ts",
+    jsExtra: ["scripts/bench_targets.ts"], // loaded by URL at run time, so transpiled for "node-js" too
     args: (ctx) => [`--fixtures=${ctx.fixtures}`],
   },
   { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => [] },
@@ -54,6 +59,7 @@ const COLUMNS = [
   { col: "python-forkserver", head: "Python forkserver" },
   { col: "python-fork", head: "Python fork" },
   { col: "node", head: "node (tsx)" },
+  { col: "node-js", head: "node (plain JS)" },
   { col: "deno", head: "deno" },
   { col: "bun", head: "bun" },
 ];
@@ -83,7 +89,7 @@ const RATIOS = [
 // ---------------------------------------------------------------------------------------------- arguments
 function usage(msg) {
   if (msg) console.error(`bench.mjs: ${msg}`);
-  console.error("usage: node scripts/bench.mjs [--runtime=node|deno|bun|python]... [--rounds=N] [--reps=N] " +
+  console.error("usage: node scripts/bench.mjs [--runtime=node|node-js|deno|bun|python]... [--rounds=N] [--reps=N] " +
     "[--warmup=N] [--timeout=S] [--no-gate] [--json=FILE]");
   process.exit(2);
 }
@@ -176,10 +182,38 @@ function resolvePython() {
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : "python3";
 }
 
+// Plain-JS copy of polyproc and the bench programs, for "node-js": same layout, .ts → .js.
+let jsTree = null;
+async function plainJsTree(dir) {
+  if (jsTree) return jsTree;
+  const ts = (await import("typescript")).default;
+  const sources = ["mod.ts", ...readdirSync(path.join(ROOT, "src"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")).map((f) => path.join("src", f)),
+    ...BENCHES.flatMap((b) => [b.file, ...(b.jsExtra ?? [])]).filter((f) => f.endsWith(".ts"))];
+  for (const rel of new Set(sources)) {
+    const { outputText } = ts.transpileModule(readFileSync(path.join(ROOT, rel), "utf8"), {
+      fileName: rel,
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        rewriteRelativeImportExtensions: true,
+        verbatimModuleSyntax: false,
+      },
+    });
+    const out = path.join(dir, rel.replace(/\.ts$/, ".js"));
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, outputText);
+  }
+  writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  return (jsTree = dir);
+}
+
 function commandFor(rt, file) {
   switch (rt) {
     case "node":
       return [process.execPath, "--import", "tsx", file];
+    case "node-js":
+      return [process.execPath, path.join(jsTree, file.replace(/\.ts$/, ".js"))];
     case "deno":
       return [resolveBinary("deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
     case "bun":
@@ -307,6 +341,14 @@ console.log(`polyproc bench: ${os.cpus().length} CPUs, load average ${os.loadavg
 
 for (const bench of BENCHES) {
   for (const rt of bench.runtimes.filter((r) => opts.runtimes.includes(r))) {
+    if (rt === "node-js") {
+      try {
+        await plainJsTree(path.join(tmp, "js"));
+      } catch (err) {
+        console.log(`\n### ${bench.name} / node-js: skipped, cannot transpile to plain JS (${err.message ?? err})`);
+        continue;
+      }
+    }
     const argv = [...commandFor(rt, bench.file), ...bench.args(ctx), ...opts.pass];
     let best = null;
     for (let attempt = 1; attempt <= 2; attempt++) {

@@ -6,6 +6,8 @@
  *   node --import tsx scripts/bench_process.ts
  *   deno run --allow-read --allow-run --allow-env scripts/bench_process.ts
  *   bun scripts/bench_process.ts
+ *   node bench_process.js       (transpiled to plain JS with polyproc's sources: see scripts/bench.mjs;
+ *                               then no tsx anywhere, and the .ts-module rows are left out)
  *
  * Options: --rounds=5 --reps=4 --warmup=2 --gap=10 (ms between samples) --only=id,id
  *          --fixtures=DIR (where to write the two tiny .mjs baselines; default: a new temp
@@ -24,9 +26,12 @@
  *   scripts/bench_targets.ts (on node: through a data: bootstrap that registers tsx
  *   first, as polyproc's own worker bootstrap does).
  * - process: node:child_process.spawn(process.execPath, [flags, file]) until "exit".
- *   "bare" is an empty .mjs file; ".ts" is bench_targets.ts (on node with the parent's
- *   own flags, i.e. `--import tsx`).
- * - info only (deno, bun): the web `Worker` (type "module") until its first message.
+ *   "bare" is an empty .mjs file (node: no flags; deno: `run --quiet` and polyproc's
+ *   permission flags); ".ts" is bench_targets.ts (on node with the parent's own flags,
+ *   i.e. `--import tsx`, as polyproc's child gets them).
+ * - info only (deno, bun): the web `Worker` (type "module") until its first message;
+ *   (node under tsx): a Worker(empty .mjs) that inherits the parent's `--import tsx`, which
+ *   is what `new Worker(file)` does by default in a tsx program.
  *
  * @module
  */
@@ -42,6 +47,9 @@ import { fromModule, Process } from "../mod.ts";
 type Runtime = "node" | "deno" | "bun";
 const g = globalThis as { Deno?: unknown; Bun?: unknown };
 const RUNTIME: Runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
+// Node running TypeScript through tsx (`node --import tsx`), or plain JavaScript.
+const TSX = RUNTIME === "node" && process.execArgv.some((a) => a.includes("tsx"));
+const COL = RUNTIME === "node" && !TSX ? "node-js" : RUNTIME;
 
 // ---------------------------------------------------------------------------------------------- options
 const opts = { rounds: 5, reps: 4, warmup: 2, gap: 10, only: [] as string[], fixtures: "" };
@@ -57,7 +65,9 @@ for (const arg of process.argv.slice(2)) {
 }
 
 // ---------------------------------------------------------------------------------------------- fixtures
-const TARGETS_URL = new URL("./bench_targets.ts", import.meta.url);
+// This file's own extension (.ts, or .js when transpiled), as polyproc finds its bootstrap.
+const EXT = /\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".ts";
+const TARGETS_URL = new URL(`./bench_targets${EXT}`, import.meta.url);
 const TARGETS_PATH = fileURLToPath(TARGETS_URL);
 const targets = fromModule<typeof import("./bench_targets.ts")>(TARGETS_URL);
 
@@ -93,7 +103,7 @@ function runtimeArgs(bare: boolean): string[] {
 
 // On node under tsx, a worker loads .ts only after registering tsx in the thread.
 function tsWorkerUrl(): URL {
-  if (RUNTIME !== "node") return TARGETS_URL;
+  if (!TSX) return TARGETS_URL;
   const api = (import.meta as ImportMeta & { resolve(s: string): string }).resolve("tsx/esm/api");
   const source = `const { register } = await import(${JSON.stringify(api)});\nregister();\n` +
     `await import(${JSON.stringify(TARGETS_URL.href)});\n`;
@@ -162,7 +172,8 @@ interface Metric {
 }
 
 const node = RUNTIME === "node";
-const metrics: Metric[] = [
+const tsRows = !node || TSX; // plain-JS node has no .ts module to start
+const allMetrics: (Metric | false)[] = [
   { id: "polyproc.worker", label: `polyproc Process(noop) start+join, "worker"`, run: polyproc("worker") },
   {
     id: "raw.worker",
@@ -171,7 +182,7 @@ const metrics: Metric[] = [
       : "raw worker_threads Worker(empty .mjs) → exit",
     run: rawWorker(pathToFileURL(EMPTY_MJS)),
   },
-  {
+  tsRows && {
     id: "raw.worker_ts",
     label: node
       ? "raw worker_threads Worker(.ts via tsx register() bootstrap) → exit"
@@ -184,7 +195,7 @@ const metrics: Metric[] = [
     label: node ? "raw child_process.spawn(node empty.mjs) → exit" : "raw child_process.spawn(runtime, empty .mjs) → exit",
     run: rawSpawn([...runtimeArgs(true), EMPTY_MJS]),
   },
-  {
+  tsRows && {
     id: "raw.spawn_ts",
     label: node
       ? "raw child_process.spawn(node --import tsx bench_targets.ts) → exit"
@@ -192,13 +203,14 @@ const metrics: Metric[] = [
     run: rawSpawn([...runtimeArgs(false), TARGETS_PATH]),
   },
 ];
-if (node) {
+const metrics = allMetrics.filter((m): m is Metric => m !== false);
+if (TSX) {
   metrics.push({
     id: "info.worker_inherit",
     label: "(info) raw worker_threads Worker(empty .mjs), inherited --import tsx → exit",
     run: rawWorker(pathToFileURL(EMPTY_MJS), true),
   });
-} else {
+} else if (!node) {
   metrics.push({
     id: "info.web_worker",
     label: "(info) web Worker(module posting 'hi') → first message",
@@ -254,7 +266,7 @@ for (const m of selected) {
   console.log("##RESULT " + JSON.stringify({
     id: m.id,
     runtime: RUNTIME,
-    col: RUNTIME,
+    col: COL,
     label: m.label,
     median_ms: round2(s.median),
     min_ms: round2(s.min),
@@ -269,7 +281,7 @@ const version = RUNTIME === "deno"
   ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
   : RUNTIME === "bun"
   ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
-  : `node ${process.version}`;
+  : `node ${process.version}${TSX ? " (tsx)" : " (plain JS)"}`;
 console.log(
   `\n${version}: ${opts.rounds} rounds x ${opts.reps} reps after ${opts.warmup} warm-up, ` +
     `${((performance.now() - wallStart) / 1000).toFixed(1)} s`,
