@@ -7,12 +7,14 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { constants } from "node:os";
-import process from "node:process";
-import { parentPort, threadId, Worker, workerData } from "node:worker_threads";
+import type { ChildProcess } from "node:child_process";
+import type { Worker } from "node:worker_threads";
+import { builtin, process } from "./_builtin.ts";
+import { forgetChild, watchChild } from "./_reaper.ts";
 import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "./types.ts";
+
+type WorkerThreads = typeof import("node:worker_threads");
+const workerThreads = () => builtin<WorkerThreads>("node:worker_threads");
 
 /** What a runtime must say about itself; the rest is shared. */
 export interface RuntimeTraits {
@@ -33,17 +35,6 @@ export interface RuntimeTraits {
 }
 
 const INIT_KEY = "polyproc.init";
-
-// Watches the parent from a thread of its own, so that a child whose main thread is
-// stuck in a busy loop still dies with its parent. A reparented child has a new ppid.
-const WATCHDOG_SOURCE = `
-import process from "node:process";
-import { workerData } from "node:worker_threads";
-const parent = workerData.ppid;
-setInterval(() => {
-  if (process.ppid !== parent) process.kill(process.pid, "SIGKILL");
-}, 250);
-`;
 
 class WorkerChild implements ChildHandle {
   readonly pid = process.pid;
@@ -106,8 +97,10 @@ class ProcessChild implements ChildHandle {
     // every message the child sent has been delivered by then.
     child.on("close", (code, signal) => {
       this.#exited = true;
+      forgetChild(this.pid);
       this.#exitHandler({ code, signal });
     });
+    watchChild(this.pid);
   }
   send(message: unknown): void {
     this.#child.send(message as Parameters<ChildProcess["send"]>[0]);
@@ -137,7 +130,7 @@ class ProcessChild implements ChildHandle {
 }
 
 function workerChannel(): Channel {
-  const port = parentPort!;
+  const port = workerThreads().parentPort!;
   return {
     send: (m) => port.postMessage(m),
     onMessage: (h) => port.on("message", h),
@@ -171,7 +164,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     spawnWorker(entry: URL, options: SpawnOptions): ChildHandle {
       traits.checkCanSpawnWorker?.();
       const { url, execArgv } = traits.workerEntry(entry);
-      const worker = new Worker(url, {
+      const worker = new (workerThreads().Worker)(url, {
         workerData: { [INIT_KEY]: options.init },
         ...(execArgv ? { execArgv } : {}),
       });
@@ -181,9 +174,9 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     spawnProcess(entry: URL, options: SpawnOptions): ChildHandle {
       traits.checkCanSpawnProcess?.();
       const args = traits.processArgs(decodeURIComponent(entry.pathname));
+      const { spawn } = builtin<typeof import("node:child_process")>("node:child_process");
       const child = spawn(process.execPath, args, {
-        // stdin is a private pipe: the child never reads the parent's terminal, and
-        // its end of file tells the child that the parent is gone.
+        // stdin is a private pipe, so that a child never reads the parent's terminal.
         stdio: ["pipe", "inherit", "inherit", "ipc"],
         serialization: "advanced",
       });
@@ -193,6 +186,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     },
 
     childInit(): Promise<ChildInit | undefined> {
+      const { parentPort, threadId, workerData } = workerThreads();
       const data = workerData as Record<string, unknown> | null;
       if (parentPort && data && INIT_KEY in data) {
         return Promise.resolve({ channel: workerChannel(), init: data[INIT_KEY], ident: threadId });
@@ -206,18 +200,10 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     },
 
     watchParent(parentPid: number, handler: () => void): void {
-      // The parent may have died before we got here, and its events with it.
-      if (process.ppid !== parentPid) handler();
+      // The parent's reaper kills a child that is busy when the parent dies; an idle
+      // child sees the channel close and leaves by itself, a little sooner.
+      if (process.ppid !== parentPid) handler(); // it died before we got here
       process.once("disconnect", handler);
-      process.stdin.on("end", handler);
-      process.stdin.on("error", () => {});
-      process.stdin.resume();
-      (process.stdin as { unref?: () => void }).unref?.();
-      const watchdog = new Worker(
-        new URL("data:text/javascript," + encodeURIComponent(WATCHDOG_SOURCE)),
-        { workerData: { ppid: parentPid }, execArgv: [] },
-      );
-      watchdog.unref();
     },
 
     exit(code: number): never {
@@ -242,7 +228,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       // A dead orphan can linger as a zombie, which kill(pid, 0) still reports.
       // Deno reads /proc only with --allow-all, hence the fallback.
       try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const stat = builtin<typeof import("node:fs")>("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8");
         return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
       } catch {
         try {
@@ -256,6 +242,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     },
 
     signalNumber(name: string): number {
+      const { constants } = builtin<typeof import("node:os")>("node:os");
       return (constants.signals as Record<string, number>)[name] ?? 0;
     },
   };

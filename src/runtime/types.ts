@@ -74,7 +74,7 @@ export interface RuntimeAdapter {
   childInit(): Promise<ChildInit | undefined>;
   /**
    * Inside a subprocess child: calls `handler` when the parent (`parentPid`) is
-   * gone, even if this process's main thread is busy (a watchdog thread polls).
+   * gone. (A child busy in a loop cannot run it; the parent's reaper kills that one.)
    */
   watchParent(parentPid: number, handler: () => void): void;
   /** Ends this process (or this worker thread) with `code`, flushing stdio. */

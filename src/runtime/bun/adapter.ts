@@ -4,20 +4,19 @@
  *
  * @module
  */
-import { availableParallelism } from "node:os";
-import process from "node:process";
-import { pathToFileURL } from "node:url";
+import { builtin, process } from "../_builtin.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
 
 interface BunGlobal {
   main: string;
 }
+const pathToFileURL = (path: string) => builtin<typeof import("node:url")>("node:url").pathToFileURL(path);
 const bun = (): BunGlobal => (globalThis as unknown as { Bun: BunGlobal }).Bun;
 
 export const adapter: RuntimeAdapter = nodeApiAdapter({
   key: "bun",
-  cpuCount: () => availableParallelism(),
+  cpuCount: () => builtin<typeof import("node:os")>("node:os").availableParallelism(),
   mainModuleUrl: () => (bun().main ? pathToFileURL(bun().main).href : undefined),
   isMainModule: (meta) => (meta as { main?: boolean }).main === true,
   workerEntry: (entry) => ({ url: entry }),

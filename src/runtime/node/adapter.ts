@@ -8,13 +8,11 @@
  *
  * @module
  */
-import { createRequire } from "node:module";
-import { availableParallelism } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
-import { pathToFileURL } from "node:url";
+import { builtin, process } from "../_builtin.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
+
+const pathToFileURL = (path: string) => builtin<typeof import("node:url")>("node:url").pathToFileURL(path);
 
 const LOADER_FLAGS = new Set(["--import", "--require", "-r", "--loader", "--experimental-loader"]);
 
@@ -23,7 +21,8 @@ function resolveFromCwd(specifier: string, asUrl: boolean): string {
     const resolved = import.meta.resolve(specifier);
     return asUrl ? resolved : new URL(resolved).pathname;
   } catch {
-    const path = createRequire(join(process.cwd(), "noop.js")).resolve(specifier);
+    const { createRequire } = builtin<typeof import("node:module")>("node:module");
+    const path = createRequire(`${process.cwd()}/noop.js`).resolve(specifier);
     return asUrl ? pathToFileURL(path).href : path;
   }
 }
@@ -85,7 +84,7 @@ function workerBootstrap(entry: URL): URL {
 
 export const adapter: RuntimeAdapter = nodeApiAdapter({
   key: "node",
-  cpuCount: () => availableParallelism(),
+  cpuCount: () => builtin<typeof import("node:os")>("node:os").availableParallelism(),
   mainModuleUrl: () => (process.argv[1] ? pathToFileURL(process.argv[1]).href : undefined),
   isMainModule: (meta) => !!process.argv[1] && meta.url === pathToFileURL(process.argv[1]).href,
   workerEntry: (entry) => ({ url: workerBootstrap(entry), execArgv: workerExecArgv(childExecArgv()) }),
