@@ -241,6 +241,14 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       }
     },
 
+    serialize(value: unknown): Uint8Array {
+      return builtin<typeof import("node:v8")>("node:v8").serialize(value);
+    },
+
+    deserialize(bytes: Uint8Array): unknown {
+      return builtin<typeof import("node:v8")>("node:v8").deserialize(bytes);
+    },
+
     signalNumber(name: string): number {
       const { constants } = builtin<typeof import("node:os")>("node:os");
       return (constants.signals as Record<string, number>)[name] ?? 0;

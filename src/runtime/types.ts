@@ -89,4 +89,11 @@ export interface RuntimeAdapter {
   pidAlive(pid: number): boolean;
   /** Maps a signal name to its number ("SIGTERM" → 15). */
   signalNumber(name: string): number;
+  /**
+   * Encodes a structured-clonable value as bytes (the runtime's own format: V8's on
+   * Node and Deno, JSC's on Bun — only ever read by the same runtime).
+   */
+  serialize(value: unknown): Uint8Array;
+  /** Decodes what {@linkcode RuntimeAdapter.serialize} wrote. */
+  deserialize(bytes: Uint8Array): unknown;
 }
