@@ -35,4 +35,19 @@ export {
 } from "./src/context.ts";
 export { fromModule, isMainModule, type ModuleTargets, type Target, type TargetLike } from "./src/target.ts";
 export { registerClass } from "./src/serialization.ts";
-export { ProcessError, RemoteError, StartMethodError, TimeoutError } from "./src/errors.ts";
+export {
+  JoinableQueue,
+  Queue,
+  type QueueOptions,
+  type QueueWaitOptions,
+  SimpleQueue,
+} from "./src/queues.ts";
+export {
+  EOFError,
+  ProcessError,
+  QueueEmptyError,
+  QueueFullError,
+  RemoteError,
+  StartMethodError,
+  TimeoutError,
+} from "./src/errors.ts";

@@ -8,10 +8,13 @@
 import { setChildIdentity } from "./_child_state.ts";
 import type { StartMessage } from "./_protocol.ts";
 import { inheritStartMethod } from "./_start_method.ts";
+import { flushAll } from "./_shm_fifo.ts";
 import { Process } from "./process.ts";
 import { runtime } from "./runtime/detect.ts";
 import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
+// Loaded for their handles: a queue or a pipe end among the arguments is rebuilt by them.
+import "./queues.ts";
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return `Uncaught ${String(err)}`;
@@ -53,4 +56,5 @@ try {
   code = 1;
 }
 await Process.finishChildren();
+flushAll(); // what the target put must reach the queue before the child ends
 runtime.exit(code);

@@ -65,6 +65,44 @@ export class RemoteError extends ProcessError {
   }
 }
 
+/**
+ * `get()` found the queue empty (non-blocking, or after its timeout): Python's `queue.Empty`.
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueEmptyError } from "polyproc";
+ * const q = new Queue();
+ * await q.getNowait().catch((e) => console.log(e instanceof QueueEmptyError)); // true
+ * ```
+ */
+export class QueueEmptyError extends ProcessError {}
+
+/**
+ * `put()` found the queue full (non-blocking, or after its timeout): Python's `queue.Full`.
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueFullError } from "polyproc";
+ * const q = new Queue(1);
+ * await q.put(1);
+ * await q.putNowait(2).catch((e) => console.log(e instanceof QueueFullError)); // true
+ * ```
+ */
+export class QueueFullError extends ProcessError {}
+
+/**
+ * `recv()` on a connection whose other end is closed and which has nothing left: Python's `EOFError`.
+ *
+ * @example
+ * ```ts
+ * import { EOFError, pipe } from "polyproc";
+ * const [a, b] = pipe();
+ * b.close();
+ * await a.recv().catch((e) => console.log(e instanceof EOFError)); // true
+ * ```
+ */
+export class EOFError extends ProcessError {}
+
 /** Classes rebuilt by name when an error crosses into this isolate. */
 export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> = new Map<
   string,
@@ -80,4 +118,7 @@ export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> 
   ["ProcessError", ProcessError],
   ["TimeoutError", TimeoutError],
   ["StartMethodError", StartMethodError],
+  ["QueueEmptyError", QueueEmptyError],
+  ["QueueFullError", QueueFullError],
+  ["EOFError", EOFError],
 ]);

@@ -156,8 +156,8 @@ export class Process<A extends unknown[] = unknown[]> {
           "Guard the main program with `if (isMainModule(import.meta))`",
       );
     }
-    const args = packChecked(this.#args, "args");
     const method = useStartMethod(this.#context);
+    const args = packChecked(this.#args, "args", method);
     const init: StartMessage = {
       type: "start",
       target: this.#target,

@@ -24,6 +24,29 @@ const classesByName = new Map<string, Class>();
 const namesByClass = new Map<Class, string>();
 
 /**
+ * Where a packed value travels: structured clone to a worker thread, the IPC
+ * channel to a subprocess, or bytes (queue items, pipe messages).
+ */
+export type Transport = "worker" | "process" | "bytes";
+
+/** How a polyproc object (a Queue, a pipe end) crosses: as state that rebuilds a handle to the same object. */
+export interface Reducer<T> {
+  /** The state to send; throws a TypeError saying why if `obj` cannot go by `transport`. */
+  reduce(obj: T, transport: Transport): unknown;
+  /** A working handle to the same object, in the receiving isolate. */
+  rebuild(state: unknown): T;
+}
+
+const reducers = new Map<Class, { kind: string; reducer: Reducer<never> }>();
+const reducersByKind = new Map<string, Reducer<unknown>>();
+
+/** Registers how instances of `cls` (exactly that class) cross to other isolates. */
+export function registerReducer<T extends object>(cls: abstract new (...args: never[]) => T, kind: string, reducer: Reducer<T>): void {
+  reducers.set(cls, { kind, reducer: reducer as Reducer<never> });
+  reducersByKind.set(kind, reducer as Reducer<unknown>);
+}
+
+/**
  * Lets instances of `cls` cross to children and back as instances of `cls`
  * (Python pickles classes by reference). Call it at module top level, so a child
  * that imports the module registers the class too. Own enumerable fields are
@@ -59,6 +82,8 @@ function errorName(err: Error): string {
 class Encoder {
   tagged = false;
   #seen = new Map<object, unknown>();
+
+  constructor(readonly transport: Transport) {}
 
   encode(value: unknown, path: string): unknown {
     if (typeof value === "function") {
@@ -109,6 +134,17 @@ class Encoder {
     }
     const proto = Object.getPrototypeOf(value);
     if (proto === Object.prototype || proto === null) return this.#encodeFields(value, path);
+    const handle = reducers.get(proto.constructor);
+    if (handle !== undefined) {
+      this.tagged = true;
+      let state: unknown;
+      try {
+        state = handle.reducer.reduce(value as never, this.transport);
+      } catch (err) {
+        throw new TypeError(`Cannot copy ${path}: ${(err as Error).message}`, { cause: err });
+      }
+      return { [TAG]: "handle", kind: handle.kind, state };
+    }
     const className = namesByClass.get(proto.constructor);
     if (className !== undefined) {
       this.tagged = true;
@@ -157,8 +193,8 @@ class Encoder {
  * @param what Names the value in error messages ("args[0]").
  * @throws {TypeError} naming the path to a part that cannot be copied.
  */
-export function pack(value: unknown, what = "value"): Packed {
-  const encoder = new Encoder();
+export function pack(value: unknown, what = "value", transport: Transport = "bytes"): Packed {
+  const encoder = new Encoder(transport);
   const v = encoder.encode(value, what);
   return { v, t: encoder.tagged };
 }
@@ -167,8 +203,8 @@ export function pack(value: unknown, what = "value"): Packed {
  * Like {@linkcode pack}, and also proves the transport can copy the result, so a
  * bad value fails here, before anything is started.
  */
-export function packChecked(value: unknown, what = "value"): Packed {
-  const packed = pack(value, what);
+export function packChecked(value: unknown, what = "value", transport: Transport = "bytes"): Packed {
+  const packed = pack(value, what, transport);
   try {
     structuredClone(packed.v);
   } catch (err) {
@@ -210,6 +246,11 @@ function decode(value: unknown, seen: Set<object>): unknown {
       return decodeError(record);
     case "class":
       return decodeInstance(record);
+    case "handle": {
+      const reducer = reducersByKind.get(record.kind as string);
+      if (reducer === undefined) throw new TypeError(`Cannot rebuild a ${String(record.kind)}: its module is not loaded here`);
+      return reducer.rebuild(record.state);
+    }
     default:
       return value;
   }

@@ -1,0 +1,82 @@
+/**
+ * Queue items and pipe messages as records. Small primitives stay as they are
+ * and are written straight into shared memory (a queue of numbers moves millions
+ * a second); everything else is packed and serialized here, before any lock is
+ * taken, so that a value that cannot be copied fails at the call site.
+ *
+ * @module
+ */
+import { runtime } from "./runtime/detect.ts";
+import { pack, unpack } from "./serialization.ts";
+
+/** Record tags: the first byte of every record's payload. */
+export const Tag = {
+  NULL: 1,
+  UNDEFINED: 2,
+  TRUE: 3,
+  FALSE: 4,
+  NUMBER: 5,
+  STRING: 6,
+  BYTES: 7,
+  PLAIN: 8,
+  TAGGED: 9,
+} as const;
+
+/** An item already turned into bytes: a string, raw bytes, or a serialized value. */
+export class Encoded {
+  constructor(readonly tag: number, readonly bytes: Uint8Array) {}
+}
+
+/** What a FIFO stores: a small primitive as is, or its {@linkcode Encoded} bytes. */
+export type Prepared = number | boolean | null | undefined | Encoded;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Makes an item ready for a FIFO.
+ *
+ * @throws {TypeError} naming the part of `value` that cannot be copied.
+ */
+export function prepare(value: unknown, what = "item"): Prepared {
+  switch (typeof value) {
+    case "number":
+    case "boolean":
+    case "undefined":
+      return value;
+    case "string":
+      return new Encoded(Tag.STRING, encoder.encode(value));
+  }
+  if (value === null) return null;
+  const packed = pack(value, what, "bytes");
+  try {
+    return new Encoded(packed.t ? Tag.TAGGED : Tag.PLAIN, runtime.serialize(packed.v));
+  } catch (err) {
+    throw new TypeError(`Cannot copy ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Raw bytes, kept as bytes (Connection.sendBytes). */
+export function prepareBytes(bytes: Uint8Array): Encoded {
+  return new Encoded(Tag.BYTES, bytes.slice());
+}
+
+/** The value of an encoded payload. */
+export function decodeEncoded(tag: number, bytes: Uint8Array): unknown {
+  switch (tag) {
+    case Tag.STRING:
+      return decoder.decode(bytes);
+    case Tag.BYTES:
+      return bytes;
+    case Tag.PLAIN:
+    case Tag.TAGGED:
+      return unpack({ v: runtime.deserialize(bytes), t: tag === Tag.TAGGED });
+    default:
+      throw new TypeError(`Corrupt queue record (tag ${tag})`);
+  }
+}
+
+/** The value of a prepared item (for FIFOs that keep items in memory). */
+export function unprepare(item: Prepared): unknown {
+  return item instanceof Encoded ? decodeEncoded(item.tag, item.bytes) : item;
+}
