@@ -42,6 +42,7 @@ export {
   type QueueWaitOptions,
   SimpleQueue,
 } from "./src/queues.ts";
+export { Connection, pipe, type PipeOptions } from "./src/connection.ts";
 export {
   EOFError,
   ProcessError,

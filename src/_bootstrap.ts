@@ -15,6 +15,7 @@ import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
 // Loaded for their handles: a queue or a pipe end among the arguments is rebuilt by them.
 import "./queues.ts";
+import "./connection.ts";
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return `Uncaught ${String(err)}`;

@@ -41,4 +41,6 @@ export interface Fifo {
   join(signal?: AbortSignal): Promise<void>;
   /** Ends the FIFO for every holder; `immediate` drops what is left. */
   shutdown(immediate: boolean): void | Promise<void>;
+  /** Sends puts that were buffered for batching now. */
+  flush?(): void;
 }

@@ -27,7 +27,7 @@ export function reduceFifo(fifo: Fifo, method: StartMethod, transport: Transport
     if (transport !== "worker") {
       throw new StartMethodError(
         `a ${what} made for the "worker" start method lives in this process's shared memory and can only be ` +
-          `passed to "worker" children; make it with getContext("process").${what}() to share it with subprocesses`,
+          `passed to "worker" children; make it with { context: "process" } to share it with subprocesses`,
       );
     }
     return { method: "worker", buffer: fifo.buffer } satisfies SharedState;

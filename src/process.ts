@@ -7,6 +7,7 @@
 import { childIdentity, mainInfo, type ProcessInfo } from "./_child_state.ts";
 import type { Popen } from "./_popen.ts";
 import { ProcessPopen } from "./_popen_process.ts";
+import { flushAll } from "./_shm_fifo.ts";
 import { WorkerPopen } from "./_popen_worker.ts";
 import type { StartMessage } from "./_protocol.ts";
 import { checkStartMethod, getStartMethod, type StartMethod, useStartMethod } from "./_start_method.ts";
@@ -168,6 +169,8 @@ export class Process<A extends unknown[] = unknown[]> {
       startMethod: method,
       defaultStartMethod: getStartMethod(),
     };
+    // What this process put before start() is in the queue before anything the child puts.
+    flushAll();
     const popen = method === "worker" ? new WorkerPopen(BOOTSTRAP, init) : new ProcessPopen(BOOTSTRAP, init);
     this.#popen = popen;
     live.add(this);
