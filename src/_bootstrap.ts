@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { inheritBroker } from "./_broker.ts";
 import { setChildIdentity } from "./_child_state.ts";
 import type { StartMessage } from "./_protocol.ts";
 import { inheritStartMethod } from "./_start_method.ts";
@@ -15,7 +16,7 @@ import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
 // Loaded for their handles: a queue or a pipe end among the arguments is rebuilt by them.
 import "./queues.ts";
-import "./connection.ts";
+import { closeAllConnections } from "./connection.ts";
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return `Uncaught ${String(err)}`;
@@ -41,7 +42,14 @@ const identity = {
 };
 setChildIdentity(identity);
 inheritStartMethod(start.defaultStartMethod);
+inheritBroker(start.broker);
 if (start.startMethod === "process") runtime.watchParent(start.parent.pid, () => runtime.exit(1));
+// However the child ends (exit(), an uncaught error), what it put is delivered and its
+// pipe ends are closed, as the OS closes a dying process's files.
+runtime.onExit(() => {
+  flushAll();
+  closeAllConnections();
+});
 runtime.onUncaughtError((err) => {
   report(err);
   runtime.exit(1);
@@ -58,4 +66,5 @@ try {
 }
 await Process.finishChildren();
 flushAll(); // what the target put must reach the queue before the child ends
+closeAllConnections();
 runtime.exit(code);

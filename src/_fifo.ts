@@ -43,4 +43,8 @@ export interface Fifo {
   shutdown(immediate: boolean): void | Promise<void>;
   /** Sends puts that were buffered for batching now. */
   flush?(): void;
+  /** Counts one more pipe end sending into this FIFO. */
+  addWriter(): void;
+  /** One sending pipe end closed; after the last, the FIFO ends (readers see end of file). */
+  removeWriter(): void;
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { BrokerInheritance } from "./_broker.ts";
 import type { ProcessInfo } from "./_child_state.ts";
 import type { StartMethod } from "./_start_method.ts";
 import type { Packed } from "./serialization.ts";
@@ -19,4 +20,6 @@ export interface StartMessage {
   /** The child's start method (how it was started) and its default for its own children. */
   startMethod: StartMethod;
   defaultStartMethod: StartMethod;
+  /** The program's broker key, and the broker's socket if one runs (never in env or argv). */
+  broker?: BrokerInheritance;
 }

@@ -28,6 +28,7 @@ const GET_SEQ = 9; // bumped on every get and on shutdown: wakes putters
 const DONE_SEQ = 10; // bumped when UNFINISHED reaches 0: wakes join()
 const GETTERS = 11; // threads waiting on PUT_SEQ
 const PUTTERS = 12; // threads waiting on GET_SEQ
+const WRITERS = 13; // open pipe ends that send into this FIFO
 const HEADER_BYTES = 64;
 
 const INITIAL_CAPACITY = 64 * 1024;
@@ -317,6 +318,16 @@ export class SharedFifo {
         Atomics.sub(this.#i32, GETTERS, 1);
       }
     }
+  }
+
+  /** One more open pipe end sends into this FIFO (a copy of the end is on its way to a child). */
+  addWriter(): void {
+    Atomics.add(this.#i32, WRITERS, 1);
+  }
+
+  /** A pipe end that sent into this FIFO closed; the last one ends it (end of file). */
+  removeWriter(): void {
+    if (Atomics.sub(this.#i32, WRITERS, 1) <= 1) this.shutdown(false);
   }
 
   /** JoinableQueue.task_done(); false if it was called more often than put(). */

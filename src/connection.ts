@@ -20,15 +20,24 @@ export interface PipeOptions {
 
 let attaching: { method: StartMethod; inbox?: Fifo; outbox?: Fifo } | undefined;
 
+// Ends open in this isolate, closed when it ends (as the OS closes a dying process's fds).
+const open = new Set<Connection>();
+
+/** Closes every pipe end still open in this isolate. */
+export function closeAllConnections(): void {
+  for (const conn of open) conn.close();
+}
+
 /**
  * One end of a pipe. Messages keep their boundaries: each `send()` is one
  * `recv()`, whatever its size (an empty message too).
  *
  * Python's `Connection`, with these differences: `recv()`, `recvBytes()` and
- * `poll()` return Promises; `poll()` takes milliseconds. `close()` tells the other
- * end that nothing more will come: once it has read what was sent, its `recv()`
- * rejects with {@linkcode EOFError}. (Python reports end of file only when every
- * copy of the end, in every process, is closed; here the first `close()` does.)
+ * `poll()` return Promises; `poll()` takes milliseconds. As in Python, the other
+ * end's `recv()` rejects with {@linkcode EOFError} once every copy of this end
+ * (this one, and those passed to children) is closed and what was sent is read. A
+ * child closes its copies when it ends; a child that is killed cannot, so end of
+ * file does not come through an end that a killed child still held.
  *
  * @example
  * ```ts
@@ -50,6 +59,7 @@ export class Connection<T = unknown> {
     this.#method = attaching.method;
     this.#inbox = attaching.inbox;
     this.#outbox = attaching.outbox;
+    open.add(this);
   }
 
   /** Whether `close()` was called on this end. */
@@ -136,11 +146,16 @@ export class Connection<T = unknown> {
     return inbox.poll(timeout === Infinity ? undefined : Date.now() + Math.max(0, timeout));
   }
 
-  /** Closes this end: the other end reads what was sent, then gets EOFError. Idempotent. */
+  /**
+   * Closes this end. When every copy of it is closed, the other end reads what
+   * was sent, then gets EOFError. Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    void this.#outbox?.shutdown(false);
+    open.delete(this);
+    this.#outbox?.flush?.();
+    this.#outbox?.removeWriter();
   }
 
   #reader(action: string): Fifo {
@@ -160,8 +175,13 @@ export class Connection<T = unknown> {
 
   /** @internal */
   static reduce(conn: Connection, transport: Parameters<typeof reduceFifo>[2]): unknown {
+    if (conn.#closed) throw new ProcessError("the pipe end is closed");
     const side = (fifo: Fifo | undefined) => fifo && reduceFifo(fifo, conn.#method, transport, "pipe end");
-    return { inbox: side(conn.#inbox), outbox: side(conn.#outbox) };
+    const state = { inbox: side(conn.#inbox), outbox: side(conn.#outbox) };
+    // The copy counts as open from now, so that closing ours before the child has
+    // rebuilt its copy does not end the pipe.
+    conn.#outbox?.addWriter();
+    return state;
   }
 }
 
@@ -195,8 +215,10 @@ export function pipe<T = unknown>(options: PipeOptions = {}): [Connection<T>, Co
   if (typeof duplex !== "boolean") throw new TypeError("duplex must be a boolean");
   const method = context === undefined ? getStartMethod() : checkStartMethod(context, "context");
   const forward = openFifo(method, 0);
+  forward.addWriter();
   if (!duplex) return [connect(method, forward, undefined), connect(method, undefined, forward)];
   const backward = openFifo(method, 0);
+  backward.addWriter();
   return [connect(method, forward, backward), connect(method, backward, forward)];
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { brokerForChild } from "./_broker.ts";
 import { childIdentity, mainInfo, type ProcessInfo } from "./_child_state.ts";
 import type { Popen } from "./_popen.ts";
 import { ProcessPopen } from "./_popen_process.ts";
@@ -168,6 +169,7 @@ export class Process<A extends unknown[] = unknown[]> {
       parent: currentProcess(),
       startMethod: method,
       defaultStartMethod: getStartMethod(),
+      broker: brokerForChild(),
     };
     // What this process put before start() is in the queue before anything the child puts.
     flushAll();

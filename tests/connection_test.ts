@@ -88,6 +88,7 @@ for (const method of METHODS) {
     const messages = [[104, 105], [], [97], [98], [], [98, 121, 101], [], [99, 100]];
     const p = new ctx.Process({ target: q.sendAllBytes, args: [writer, messages] });
     p.start();
+    writer.close(); // the child holds its own copy; end of file comes when it closes that
     const got: number[][] = [];
     for (;;) {
       try {
@@ -99,6 +100,19 @@ for (const method of METHODS) {
     }
     await p.join(30_000);
     assert.deepEqual(got, messages);
+  });
+
+  test(`[${method}] end of file comes only when every copy of the other end is closed`, T, async () => {
+    const [reader, writer] = pipe<number>({ ...opts, duplex: false });
+    const p = new ctx.Process({ target: q.sendAllBytes, args: [writer, [[1]]] });
+    p.start();
+    await p.join(30_000);
+    assert.deepEqual([...await reader.recvBytes()], [1]);
+    // Our copy of the writer is still open, so the pipe has not ended: it still carries messages.
+    writer.sendBytes(Uint8Array.of(2));
+    assert.deepEqual([...await reader.recvBytes()], [2]);
+    writer.close();
+    await assert.rejects(reader.recv(), EOFError);
   });
 
   test(`[${method}] recvBytes() of a message sent with send() says so`, async () => {

@@ -7,11 +7,21 @@ import { METHODS, runProgram } from "./_helpers.ts";
 const EXPECTED: Record<string, string> = {
   "01_process.ts": "parent start\nchild will start\nchild test running\nchild end, exitcode=0\n",
   "02_isolation.ts": "child 0: data = [0]\nchild 1: data = [1]\nchild 2: data = [2]\nparent: data = []\n",
+  "03_queue_copy.ts": 'parent original: {"id":1,"tags":["parent"]}\n' +
+    'returned by child: {"id":1,"tags":["parent","child"],"seenByChild":true}\nsame object? false\n',
+  "04_producer_consumer.ts": "values: [0,10,20,30,40,50,60,70,80,90,100,110,120,130,140,150,160,170,180,190]\n" +
+    "consumers finished: [0,1,2]\nexitcodes: [0,0,0]\n",
+  "05_joinable_queue.ts": "all tasks done\n[0,1,4,9,16,25,36,49,64,81]\n" +
+    "extra taskDone -> RangeError: taskDone() called too many times\n",
+  "06_pipe.ts": 'child got "hello"\n[1,2,{"k":"v"}]\nEOFError after child closed its end\n',
 };
+// Queues and pipes under "process" are served by a broker that is not wired in yet.
+const NEEDS_BROKER = new Set(["03_queue_copy.ts", "04_producer_consumer.ts", "05_joinable_queue.ts", "06_pipe.ts"]);
 
 for (const method of METHODS) {
   for (const [file, expected] of Object.entries(EXPECTED)) {
-    test(`[${method}] examples/${file} prints what the Python original prints`, { timeout: 60_000 }, async () => {
+    const skip = method === "process" && NEEDS_BROKER.has(file) && 'queues and pipes under "process" wait for the broker (issue 3, in progress)';
+    test(`[${method}] examples/${file} prints what the Python original prints`, { timeout: 60_000, skip }, async () => {
       const run = await runProgram(`../../examples/${file}`, [method]);
       assert.equal(run.stdout, expected, run.stderr);
       assert.equal(run.code, 0);

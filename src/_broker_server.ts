@@ -1,0 +1,521 @@
+/**
+ * The broker's server: FIFO queues for a whole program tree, served over unix
+ * sockets to every isolate that holds the program's key (src/_broker_main.ts runs
+ * it in a worker thread). Items are opaque bytes; the clients serialize.
+ *
+ * Nothing is lost when a consumer dies, because what a connection gets is a
+ * *lease*: the items stay on the server's books until the client acknowledges that
+ * it handed them to its caller (it does so before the caller can see them). When a
+ * connection closes, its unacknowledged items go back to the front of their queue.
+ * The same lease lets a lone fast consumer take items in batches (far fewer round
+ * trips); a batch it has not used yet is *revoked* (given back) as soon as another
+ * consumer waits, and nobody is served past older items that a batch may still hold,
+ * so items leave a queue in FIFO order however many consumers there are.
+ *
+ * @module
+ */
+import {
+  decodeMessage,
+  encodeHeader,
+  FrameReader,
+  MAX_FRAME,
+  MAX_HELLO,
+  messageSize,
+  rawFrame,
+  ServerHandshake,
+  writeMessage,
+} from "./_broker_wire.ts";
+import { Deque } from "./_deque.ts";
+import type { NetSocket } from "./runtime/types.ts";
+
+/** How many grants in a row one connection must get before it may take batches. */
+const STREAK = 32;
+/** A batch stops growing at this many bytes (it always holds at least one item). */
+const MAX_BATCH_BYTES = 1 << 20;
+
+interface Entry {
+  seq: number;
+  bytes: Uint8Array;
+}
+
+interface Lease {
+  /** Granted and not yet acknowledged, oldest first. */
+  items: Deque<Entry>;
+  /** How many items have left the lease (acknowledged or given back). */
+  removed: number;
+  /** Where the last batch ended (in `removed` terms): the client may hold unused items below it. */
+  batchEnd: number;
+  revoking: boolean;
+}
+
+interface Waiter {
+  kind: "get" | "put" | "join";
+  conn: Conn;
+  r: number;
+  q: BrokerQueue;
+  done: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+interface Getter extends Waiter {
+  max: number;
+}
+interface Putter extends Waiter {
+  items: Uint8Array[];
+  next: number;
+}
+
+class BrokerQueue {
+  readonly id: number;
+  readonly maxsize: number;
+  items = new Deque<Entry>();
+  /** Items out on leases: they still take room, and still count in qsize. */
+  leased = 0;
+  unfinished = 0;
+  shut = false;
+  immediate = false;
+  getters: Getter[] = [];
+  putters: Putter[] = [];
+  joiners: Waiter[] = [];
+  leases = new Map<Conn, Lease>();
+  refs = new Map<Conn, number>();
+  lastConn: Conn | undefined;
+  streak = 0;
+
+  constructor(id: number, maxsize: number) {
+    this.id = id;
+    this.maxsize = maxsize;
+  }
+
+  room(): number {
+    return this.maxsize === 0 ? Infinity : this.maxsize - this.items.length - this.leased;
+  }
+}
+
+class ProtocolError extends Error {}
+
+function int(value: unknown, min = 0): number {
+  if (!Number.isSafeInteger(value) || (value as number) < min) throw new ProtocolError();
+  return value as number;
+}
+
+function timeout(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "number" || !(value >= 0)) throw new ProtocolError();
+  return value;
+}
+
+function hasBuffered(lease: Lease): boolean {
+  return lease.batchEnd > lease.removed && lease.items.length > 0;
+}
+
+class Conn {
+  readonly socket: NetSocket;
+  alive = true;
+  authed = false;
+  reader = new FrameReader(MAX_HELLO);
+  handshake: ServerHandshake;
+  waiters = new Set<Waiter>();
+  /** Queues this connection holds a lease or a reference on. */
+  queues = new Set<BrokerQueue>();
+  #out: { header: Uint8Array; items: readonly Uint8Array[] }[] = [];
+  #scheduled = false;
+
+  constructor(socket: NetSocket, key: Uint8Array) {
+    this.socket = socket;
+    this.handshake = new ServerHandshake(key);
+  }
+
+  /** Queues a message; everything queued in one turn leaves in one write. */
+  send(header: Record<string, unknown>, items: readonly Uint8Array[] = []): void {
+    if (!this.alive) return;
+    this.#out.push({ header: encodeHeader(header), items });
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    if (!this.alive || this.#out.length === 0) return;
+    let size = 0;
+    for (const m of this.#out) size += messageSize(m.header, m.items);
+    const bytes = new Uint8Array(size);
+    let offset = 0;
+    for (const m of this.#out) offset = writeMessage(bytes, offset, m.header, m.items);
+    this.#out = [];
+    // A failed write closes the socket, and closing gives the lease back: no item is
+    // lost in a reply that never arrived.
+    this.socket.write(bytes, (error) => {
+      if (error) this.socket.destroy();
+    });
+  }
+}
+
+/**
+ * The queues and the connections of one broker.
+ *
+ * @example
+ * ```ts ignore
+ * const server = new BrokerServer(authkey);
+ * await runtime.net.listen(path, (socket) => server.accept(socket));
+ * ```
+ */
+export class BrokerServer {
+  #key: Uint8Array;
+  #queues = new Map<number, BrokerQueue>();
+  /** Ids of freed queues: a late handle must not bring one back empty. */
+  #freed = new Set<number>();
+  #nextId = 1;
+  #seq = 0;
+
+  constructor(authkey: Uint8Array) {
+    this.#key = authkey;
+  }
+
+  /** Serves one accepted connection: the handshake first, then messages. */
+  accept(socket: NetSocket): void {
+    const conn = new Conn(socket, this.#key);
+    socket.onClose(() => this.#closed(conn));
+    socket.onData((chunk) => {
+      if (!conn.alive) return;
+      const frames = conn.reader.push(chunk);
+      if (frames === undefined) return this.#drop(conn);
+      for (const frame of frames) {
+        if (!conn.alive) return;
+        try {
+          if (conn.authed) this.#message(conn, frame);
+          else this.#hello(conn, frame);
+        } catch (err) {
+          // Garbage from a peer ends that peer, and only it; a bug of ours is worth a line.
+          if (!(err instanceof ProtocolError)) console.error("polyproc broker:", err);
+          return this.#drop(conn);
+        }
+      }
+    });
+    socket.write(rawFrame(conn.handshake.challenge));
+  }
+
+  #hello(conn: Conn, frame: Uint8Array): void {
+    const proof = conn.handshake.answer(frame);
+    if (proof === undefined) throw new ProtocolError();
+    conn.authed = true;
+    conn.reader.max = MAX_FRAME;
+    conn.socket.write(rawFrame(proof));
+  }
+
+  #drop(conn: Conn): void {
+    conn.socket.destroy();
+    this.#closed(conn);
+  }
+
+  #message(conn: Conn, frame: Uint8Array): void {
+    const message = decodeMessage(frame);
+    if (message === undefined) throw new ProtocolError();
+    const { header: h, items } = message;
+    switch (h.op) {
+      case "create": {
+        const id = this.#nextId++;
+        this.#open(conn, id, int(h.m));
+        return conn.send({ r: int(h.r), v: id });
+      }
+      case "open": {
+        const id = int(h.q);
+        if (this.#freed.has(id)) return conn.send({ r: int(h.r), e: "closed" });
+        this.#open(conn, id, int(h.m));
+        return conn.send({ r: int(h.r) });
+      }
+      case "put":
+        return this.#put(conn, int(h.r), int(h.q), items, h.b !== false, timeout(h.t));
+      case "get":
+        return this.#get(conn, int(h.r), int(h.q), int(h.m, 1), h.b !== false, timeout(h.t));
+      case "ack":
+        return this.#settle(conn, int(h.q), int(h.n, 1), false);
+      case "unlease":
+        return this.#settle(conn, int(h.q), int(h.n), true);
+      case "cancel":
+        return this.#cancel(conn, int(h.r));
+    }
+    const r = int(h.r);
+    const q = this.#queues.get(int(h.q));
+    if (q === undefined) return conn.send({ r, e: "closed" });
+    switch (h.op) {
+      case "qsize":
+        return conn.send({ r, v: q.items.length + q.leased });
+      case "taskDone": {
+        const n = int(h.n, 1);
+        if (n > q.unfinished) return conn.send({ r, e: "range" });
+        q.unfinished -= n;
+        this.#checkJoin(q);
+        return conn.send({ r });
+      }
+      case "join":
+        if (q.unfinished === 0) return conn.send({ r });
+        return void this.#enlist({ kind: "join", conn, r, q, done: false });
+      case "shutdown":
+        this.#shutdown(q, h.i === true);
+        return conn.send({ r });
+      case "release":
+        this.#release(conn, q);
+        return conn.send({ r });
+    }
+    throw new ProtocolError();
+  }
+
+  #open(conn: Conn, id: number, maxsize: number): void {
+    let q = this.#queues.get(id);
+    if (q === undefined) this.#queues.set(id, q = new BrokerQueue(id, maxsize));
+    q.refs.set(conn, (q.refs.get(conn) ?? 0) + 1);
+    conn.queues.add(q);
+  }
+
+  #release(conn: Conn, q: BrokerQueue, all = false): void {
+    const refs = q.refs.get(conn) ?? 0;
+    if (refs > 1 && !all) q.refs.set(conn, refs - 1);
+    else q.refs.delete(conn);
+    if (q.refs.size > 0) return;
+    this.#queues.delete(q.id);
+    this.#freed.add(q.id);
+    for (const w of [...q.getters, ...q.putters, ...q.joiners]) this.#finish(w, { e: "closed" });
+    // Holders drop what they prefetched; their give-back then finds no queue.
+    for (const [holder] of q.leases) holder.send({ op: "revoke", q: q.id, d: 1 });
+  }
+
+  /** Adds a waiter to its queue's list (in arrival order) and to its connection's. */
+  #enlist(w: Getter | Putter | Waiter): void {
+    if (w.kind === "get") w.q.getters.push(w as Getter);
+    else if (w.kind === "put") w.q.putters.push(w as Putter);
+    else w.q.joiners.push(w);
+    w.conn.waiters.add(w);
+  }
+
+  #unlist(w: Waiter): void {
+    const list: Waiter[] = w.kind === "get" ? w.q.getters : w.kind === "put" ? w.q.putters : w.q.joiners;
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** What a waiter is told when it gives up (timeout, non-blocking, cancel). */
+  #giveUp(w: Waiter, e: "empty" | "full" | "cancelled"): void {
+    if (w.done) return;
+    if (e === "empty" && w.kind === "put") e = "full";
+    this.#finish(w, w.kind === "put" ? { e, n: (w as Putter).next } : { e });
+    this.#unlist(w);
+    this.#serve(w.q);
+  }
+
+  /** A waiter that was not served at once: fail it now, or arm its timeout. */
+  #park(w: Waiter, block: boolean, ms?: number): void {
+    if (w.done) return;
+    if (!block || ms === 0) return this.#giveUp(w, "empty");
+    if (ms !== undefined) w.timer = setTimeout(() => this.#giveUp(w, "empty"), ms);
+  }
+
+  /** Replies to a waiter (once) and forgets it. */
+  #finish(w: Waiter, reply: Record<string, unknown>, items?: Uint8Array[]): void {
+    if (w.done) return;
+    w.done = true;
+    clearTimeout(w.timer);
+    w.conn.waiters.delete(w);
+    w.conn.send({ r: w.r, ...reply }, items);
+  }
+
+  #put(conn: Conn, r: number, id: number, items: Uint8Array[], block: boolean, ms?: number): void {
+    const q = this.#queues.get(id);
+    if (q === undefined) return conn.send({ r, e: "closed", n: 0 });
+    if (q.shut) return conn.send({ r, e: "shutdown", n: 0 });
+    const putter: Putter = { kind: "put", conn, r, q, done: false, items, next: 0 };
+    this.#enlist(putter);
+    this.#serve(q);
+    this.#park(putter, block, ms);
+  }
+
+  #get(conn: Conn, r: number, id: number, max: number, block: boolean, ms?: number): void {
+    const q = this.#queues.get(id);
+    if (q === undefined) return conn.send({ r, e: "closed" });
+    const getter: Getter = { kind: "get", conn, r, q, done: false, max };
+    this.#enlist(getter);
+    this.#serve(q);
+    // Not served at once: the queue is empty, or older items may be out on another
+    // consumer's batch (then, like Python's get_nowait while another consumer holds
+    // the read lock, a non-blocking get is "empty").
+    this.#park(getter, block, ms);
+  }
+
+  /** Acknowledged (`back` false) or given back (`back` true): `n` items leave a lease. */
+  #settle(conn: Conn, id: number, n: number, back: boolean): void {
+    const q = this.#queues.get(id);
+    if (q === undefined) return; // freed meanwhile: the items went with it
+    const lease = q.leases.get(conn);
+    if (n === 0 && back) {
+      if (lease) lease.revoking = false;
+      return this.#serve(q);
+    }
+    if (lease === undefined || n > lease.items.length) throw new ProtocolError();
+    const entries: Entry[] = [];
+    for (let i = 0; i < n; i++) entries.push(lease.items.shift()!);
+    lease.removed += n;
+    q.leased -= n;
+    if (back) {
+      lease.revoking = false;
+      this.#giveBack(q, entries);
+    }
+    this.#serve(q);
+  }
+
+  /** Items a consumer never used return to the front, in their original order. */
+  #giveBack(q: BrokerQueue, entries: Entry[]): void {
+    if (entries.length === 0) return;
+    if (q.immediate) {
+      q.unfinished -= entries.length;
+      return this.#checkJoin(q);
+    }
+    const last = entries[entries.length - 1].seq;
+    const front: Entry[] = [];
+    while (q.items.length > 0 && q.items.peek()!.seq < last) front.push(q.items.shift()!);
+    const merged = front.length === 0 ? entries : [...entries, ...front].sort((a, b) => a.seq - b.seq);
+    for (let i = merged.length - 1; i >= 0; i--) q.items.unshift(merged[i]);
+  }
+
+  #cancel(conn: Conn, r: number): void {
+    for (const w of conn.waiters) if (w.r === r) return this.#giveUp(w, "cancelled");
+  }
+
+  #shutdown(q: BrokerQueue, immediate: boolean): void {
+    q.shut = true;
+    if (immediate && !q.immediate) {
+      q.immediate = true;
+      q.unfinished -= q.items.length;
+      q.items.clear();
+      for (const [holder, lease] of q.leases) {
+        if (lease.items.length > 0) holder.send({ op: "revoke", q: q.id, d: 1 });
+      }
+    }
+    for (const p of q.putters) this.#finish(p, { e: "shutdown", n: p.next });
+    q.putters = [];
+    this.#serve(q);
+    this.#checkJoin(q);
+  }
+
+  #checkJoin(q: BrokerQueue): void {
+    if (q.unfinished !== 0 || q.joiners.length === 0) return;
+    for (const j of q.joiners) this.#finish(j, {});
+    q.joiners = [];
+  }
+
+  /** Moves items in from waiting putters and out to waiting getters, as far as they go. */
+  #serve(q: BrokerQueue): void {
+    this.#servePutters(q);
+    this.#serveGetters(q);
+  }
+
+  #servePutters(q: BrokerQueue): void {
+    while (q.putters.length > 0) {
+      const p = q.putters[0];
+      if (!p.done) {
+        const room = Math.min(q.room(), p.items.length - p.next);
+        for (let i = 0; i < room; i++) q.items.push({ seq: this.#seq++, bytes: p.items[p.next++] });
+        q.unfinished += room;
+        if (p.next < p.items.length) return;
+        this.#finish(p, {});
+      }
+      q.putters.shift();
+    }
+  }
+
+  #serveGetters(q: BrokerQueue): void {
+    while (q.getters.length > 0) {
+      const g = q.getters[0];
+      if (!g.done) {
+        if (q.items.length === 0 || this.#blocked(q, g.conn)) break;
+        this.#grant(q, g);
+      }
+      q.getters.shift();
+      // Room was made: putters may move in, and more getters be served.
+      this.#servePutters(q);
+    }
+    if (q.getters.length === 0) return;
+    if (q.items.length === 0 && q.shut) {
+      // Drained and shut down: a getter is done unless another consumer may still give items back.
+      for (const g of q.getters) {
+        if (q.immediate || !this.#leasedElsewhere(q, g.conn)) this.#finish(g, { e: "shutdown" });
+      }
+      q.getters = q.getters.filter((g) => !g.done);
+    }
+    this.#revoke(q);
+  }
+
+  /** Whether another connection may still hold unused items older than the queue's first. */
+  #blocked(q: BrokerQueue, conn: Conn): boolean {
+    for (const [holder, lease] of q.leases) if (holder !== conn && hasBuffered(lease)) return true;
+    return false;
+  }
+
+  #leasedElsewhere(q: BrokerQueue, conn: Conn): boolean {
+    for (const [holder, lease] of q.leases) if (holder !== conn && lease.items.length > 0) return true;
+    return false;
+  }
+
+  /** Asks holders of unused batches to give them back, for the getters that wait. */
+  #revoke(q: BrokerQueue): void {
+    const waiting = new Set(q.getters.map((g) => g.conn));
+    for (const [holder, lease] of q.leases) {
+      if (!waiting.has(holder) && !lease.revoking && hasBuffered(lease)) {
+        lease.revoking = true;
+        holder.send({ op: "revoke", q: q.id });
+      }
+    }
+  }
+
+  #grant(q: BrokerQueue, g: Getter): void {
+    const conn = g.conn;
+    let lease = q.leases.get(conn);
+    if (lease === undefined) {
+      lease = { items: new Deque(), removed: 0, batchEnd: 0, revoking: false };
+      q.leases.set(conn, lease);
+      conn.queues.add(q);
+    }
+    if (q.lastConn === conn) q.streak++;
+    else [q.lastConn, q.streak] = [conn, 1];
+    // Batches only for a consumer that has had the queue to itself for a while.
+    const alone = q.streak > STREAK && !lease.revoking && q.getters.every((o) => o.conn === conn || o.done);
+    const max = alone ? g.max : 1;
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    while (out.length < max && q.items.length > 0 && (out.length === 0 || bytes < MAX_BATCH_BYTES)) {
+      const entry = q.items.shift()!;
+      lease.items.push(entry);
+      out.push(entry.bytes);
+      bytes += entry.bytes.length;
+    }
+    q.leased += out.length;
+    if (out.length > 1) lease.batchEnd = lease.removed + lease.items.length;
+    this.#finish(g, {}, out);
+  }
+
+  #closed(conn: Conn): void {
+    if (!conn.alive) return;
+    conn.alive = false;
+    for (const w of conn.waiters) {
+      w.done = true;
+      clearTimeout(w.timer);
+      conn.queues.add(w.q);
+    }
+    conn.waiters.clear();
+    for (const q of conn.queues) {
+      q.getters = q.getters.filter((w) => !w.done);
+      q.putters = q.putters.filter((w) => !w.done);
+      q.joiners = q.joiners.filter((w) => !w.done);
+      const lease = q.leases.get(conn);
+      q.leases.delete(conn);
+      if (q.lastConn === conn) q.lastConn = undefined;
+      if (lease !== undefined) {
+        q.leased -= lease.items.length;
+        this.#giveBack(q, [...lease.items]);
+      }
+      if (q.refs.has(conn)) this.#release(conn, q, true);
+      if (this.#queues.get(q.id) === q) this.#serve(q);
+    }
+    conn.queues.clear();
+  }
+}

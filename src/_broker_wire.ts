@@ -1,0 +1,208 @@
+/**
+ * What the broker and its clients say to each other, byte for byte.
+ *
+ * A frame is a big-endian u32 length and that many bytes. Before authentication a
+ * frame holds raw bytes (nonces and HMACs, at most {@linkcode MAX_HELLO} of them).
+ * After it, a frame is a message: a u32 header length, the header as JSON (small
+ * numbers and strings only), then the message's items, each a u32 length and the
+ * bytes. Items are opaque payloads that the caller serialized; keeping them out of
+ * the header means nobody re-encodes them, and a batch of 1,000 items costs one
+ * frame. JSON, not the runtime's serializer, for headers: it is cheap for small
+ * objects and safe to parse from a peer that sends garbage.
+ *
+ * The handshake is Python's challenge, both ways: the server sends a nonce; the
+ * client answers HMAC(key, "client" + nonce) and sends its own nonce; the server
+ * checks, and proves itself with HMAC(key, "server" + client nonce). A wrong answer
+ * closes the connection before any message is read.
+ *
+ * @module
+ */
+import { runtime } from "./runtime/detect.ts";
+
+/** The largest frame a peer may announce after the handshake; more drops the connection. */
+export const MAX_FRAME = 2 ** 30;
+/** The largest frame of the handshake. */
+export const MAX_HELLO = 128;
+const NONCE = 32;
+
+/** A decoded message: its header and its items. */
+export interface Message {
+  header: Record<string, unknown>;
+  items: Uint8Array[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Splits a byte stream into frames, refusing any frame longer than `max`. */
+export class FrameReader {
+  max: number;
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  #need = -1;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** Adds bytes; returns the frames now complete, or undefined if a frame is too long. */
+  push(chunk: Uint8Array): Uint8Array[] | undefined {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    const frames: Uint8Array[] = [];
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#size < 4) break;
+        const head = this.#take(4);
+        this.#need = ((head[0] << 24) | (head[1] << 16) | (head[2] << 8) | head[3]) >>> 0;
+        // Never allocate what a frame merely claims.
+        if (this.#need > this.max) return undefined;
+      }
+      if (this.#size < this.#need) break;
+      frames.push(this.#take(this.#need));
+      this.#need = -1;
+    }
+    return frames;
+  }
+
+  #take(n: number): Uint8Array {
+    this.#size -= n;
+    const first = this.#chunks[0];
+    if (first.length >= n) {
+      // The common case, many frames in one chunk: views, no copies.
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.#chunks[0];
+      const part = Math.min(chunk.length, n - filled);
+      out.set(chunk.subarray(0, part), filled);
+      filled += part;
+      if (part === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(part);
+    }
+    return out;
+  }
+}
+
+/** A frame of raw bytes (the handshake). */
+export function rawFrame(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + bytes.length);
+  new DataView(out.buffer).setUint32(0, bytes.length);
+  out.set(bytes, 4);
+  return out;
+}
+
+/** The size {@linkcode writeMessage} needs for a message. */
+export function messageSize(header: Uint8Array, items: readonly Uint8Array[]): number {
+  let size = 8 + header.length;
+  for (const item of items) size += 4 + item.length;
+  return size;
+}
+
+/** The JSON bytes of a header. */
+export function encodeHeader(header: Record<string, unknown>): Uint8Array {
+  return encoder.encode(JSON.stringify(header));
+}
+
+/** Writes a message frame at `offset` of `out`; returns the offset after it. */
+export function writeMessage(out: Uint8Array, offset: number, header: Uint8Array, items: readonly Uint8Array[]): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(offset, messageSize(header, items) - 4);
+  view.setUint32(offset + 4, header.length);
+  out.set(header, offset + 8);
+  offset += 8 + header.length;
+  for (const item of items) {
+    view.setUint32(offset, item.length);
+    out.set(item, offset + 4);
+    offset += 4 + item.length;
+  }
+  return offset;
+}
+
+/** One message as a frame of its own. */
+export function encodeMessage(header: Record<string, unknown>, items: readonly Uint8Array[] = []): Uint8Array {
+  const head = encodeHeader(header);
+  const out = new Uint8Array(messageSize(head, items));
+  writeMessage(out, 0, head, items);
+  return out;
+}
+
+/** Decodes a frame's payload; undefined if it is not a well-formed message. */
+export function decodeMessage(frame: Uint8Array): Message | undefined {
+  if (frame.length < 4) return undefined;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const headerLength = view.getUint32(0);
+  if (4 + headerLength > frame.length) return undefined;
+  let header: unknown;
+  try {
+    header = JSON.parse(decoder.decode(frame.subarray(4, 4 + headerLength)));
+  } catch {
+    return undefined;
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) return undefined;
+  const items: Uint8Array[] = [];
+  let offset = 4 + headerLength;
+  while (offset < frame.length) {
+    if (offset + 4 > frame.length) return undefined;
+    const length = view.getUint32(offset);
+    if (offset + 4 + length > frame.length) return undefined;
+    items.push(frame.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return { header: header as Record<string, unknown>, items };
+}
+
+function tagged(tag: string, nonce: Uint8Array): Uint8Array {
+  const tagBytes = encoder.encode(tag);
+  const out = new Uint8Array(tagBytes.length + nonce.length);
+  out.set(tagBytes);
+  out.set(nonce, tagBytes.length);
+  return out;
+}
+
+/** The server's side of the handshake, one frame at a time. */
+export class ServerHandshake {
+  readonly challenge: Uint8Array = runtime.net.randomBytes(NONCE);
+  #key: Uint8Array;
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  /** The client's answer and nonce in; the server's proof out, or undefined for a wrong answer. */
+  answer(frame: Uint8Array): Uint8Array | undefined {
+    const { net } = runtime;
+    if (frame.length !== 2 * NONCE) return undefined;
+    const expected = net.hmacSha256(this.#key, tagged("client", this.challenge));
+    if (!net.timingSafeEqual(frame.subarray(0, NONCE), expected)) return undefined;
+    return net.hmacSha256(this.#key, tagged("server", frame.subarray(NONCE)));
+  }
+}
+
+/** The client's side: answers the challenge, then checks the server's proof. */
+export class ClientHandshake {
+  #key: Uint8Array;
+  #nonce: Uint8Array = runtime.net.randomBytes(NONCE);
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  /** The server's challenge in; the answer frame's bytes out (undefined if malformed). */
+  answer(challenge: Uint8Array): Uint8Array | undefined {
+    if (challenge.length !== NONCE) return undefined;
+    const out = new Uint8Array(2 * NONCE);
+    out.set(runtime.net.hmacSha256(this.#key, tagged("client", challenge)));
+    out.set(this.#nonce, NONCE);
+    return out;
+  }
+
+  /** Whether the server's proof shows it holds the key. */
+  verify(proof: Uint8Array): boolean {
+    return runtime.net.timingSafeEqual(proof, runtime.net.hmacSha256(this.#key, tagged("server", this.#nonce)));
+  }
+}
