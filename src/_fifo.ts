@@ -29,6 +29,8 @@ export interface Fifo {
   readonly maxsize: number;
   /** Appends; with a maxsize, waits for room (until `deadline`, a Date.now() value). */
   put(items: Prepared[], block: boolean, deadline?: number, signal?: AbortSignal): Promise<void>;
+  /** Takes the first item if there is one now; EMPTY or SHUT if not (shared memory only). */
+  tryGet?(): unknown;
   /** Takes and decodes the first item, waiting for one (until `deadline`). */
   get(block: boolean, deadline?: number, signal?: AbortSignal): Promise<unknown>;
   /** Whether a record is there, or arrives before `deadline`. */

@@ -286,13 +286,11 @@ export class SharedFifo {
   /** Takes the first item at once, or returns EMPTY or SHUT. */
   tryGet(): unknown {
     const i32 = this.#i32;
-    let tag: number;
     let value: unknown;
-    let payload: Uint8Array | undefined;
     this.#lock();
     try {
       if (i32[COUNT] === 0) return i32[SHUTDOWN] !== 0 ? SHUT : EMPTY;
-      [tag, value, payload] = this.#take();
+      value = this.#take();
       i32[COUNT]--;
       i32[GET_SEQ]++;
     } finally {
@@ -300,7 +298,7 @@ export class SharedFifo {
     }
     if (Atomics.load(i32, PUTTERS) > 0) Atomics.notify(i32, GET_SEQ);
     // Deserializing happens outside the lock: it may be slow, and it may throw.
-    return payload === undefined ? value : decodeEncoded(tag, payload);
+    return value instanceof Encoded ? decodeEncoded(value.tag, value.bytes) : value;
   }
 
   /** Whether an item is there now, or arrives before the deadline. */
@@ -467,7 +465,8 @@ export class SharedFifo {
     if (first < src.length) this.#bytes.set(src.subarray(first), HEADER_BYTES);
   }
 
-  #take(): [tag: number, value: unknown, payload: Uint8Array | undefined] {
+  // Under the lock: removes the first record; a payload comes back still encoded.
+  #take(): unknown {
     const i32 = this.#i32;
     const capacity = i32[CAPACITY];
     const head = i32[HEAD];
@@ -488,21 +487,21 @@ export class SharedFifo {
     if (i32[USED] === 0) i32[HEAD] = 0;
     switch (tag) {
       case Tag.NUMBER:
-        if (at + 8 <= capacity) return [tag, this.#view.getFloat64(HEADER_BYTES + at), undefined];
+        if (at + 8 <= capacity) return this.#view.getFloat64(HEADER_BYTES + at);
         this.#read(at, scratch, capacity);
-        return [tag, scratchView.getFloat64(0), undefined];
+        return scratchView.getFloat64(0);
       case Tag.NULL:
-        return [tag, null, undefined];
+        return null;
       case Tag.UNDEFINED:
-        return [tag, undefined, undefined];
+        return undefined;
       case Tag.TRUE:
-        return [tag, true, undefined];
+        return true;
       case Tag.FALSE:
-        return [tag, false, undefined];
+        return false;
     }
     const payload = new Uint8Array(size);
     this.#read(at, payload, capacity);
-    return [tag, undefined, payload];
+    return new Encoded(tag, payload);
   }
 
   #read(at: number, out: Uint8Array, capacity: number): void {

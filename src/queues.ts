@@ -5,7 +5,7 @@
  * @module
  */
 import { prepare } from "./_codec.ts";
-import { type Fifo, FifoRefused, RESOLVED } from "./_fifo.ts";
+import { EMPTY, type Fifo, FifoRefused, RESOLVED, SHUT } from "./_fifo.ts";
 import { openFifo, reduceFifo, rebuildFifo } from "./_fifo_open.ts";
 import { checkStartMethod, getStartMethod, type StartMethod } from "./_start_method.ts";
 import { ProcessError, QueueEmptyError, QueueFullError } from "./errors.ts";
@@ -126,6 +126,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    */
   get(options: QueueWaitOptions = {}): Promise<T> {
     this.#checkOpen("get from");
+    if (this.fifo.tryGet !== undefined) {
+      // The common case, an item waiting in shared memory, needs no deadline or handler.
+      const item = this.fifo.tryGet();
+      if (item !== EMPTY && item !== SHUT) return Promise.resolve(item as T);
+    }
     const { block, deadline } = deadlineOf(options);
     return (this.fifo.get(block, deadline, options.signal) as Promise<T>).catch((err) => this.#fail(err));
   }
