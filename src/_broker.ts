@@ -114,8 +114,11 @@ interface Call {
 interface Getter {
   resolve(item: Uint8Array): void;
   reject(error: unknown): void;
-  /** The request that waits at the server for this getter, until answered. */
-  r: number | undefined;
+  block: boolean;
+  /** When it gives up (performance.now() time), if ever. */
+  deadline: number | undefined;
+  /** Rejects it with "empty" at its deadline while it waits behind another getter. */
+  timer?: ReturnType<typeof setTimeout>;
   done: boolean;
 }
 
@@ -123,11 +126,16 @@ interface Getter {
 class QueueState {
   /** Items received and not yet handed out (leased: the server still has them on its books). */
   buffer = new Deque<Uint8Array>();
+  /** Local callers waiting, in order; only the first has a request at the broker. */
   getters: Getter[] = [];
+  /**
+   * The one get request at the broker for this queue (for the first getter, or a
+   * prefetch): one at a time, so no item arrives that nobody asked for.
+   */
+  inflight: number | undefined;
   /** The buffer came from a batch: keep it (else unwanted items go straight back). */
   batched = false;
   lastBatch = 0;
-  prefetching = false;
   /** This queue's "ack 1" frame, made once. */
   ackFrame: Uint8Array | undefined;
   /** A failure of buffered puts (shutdown, closed), thrown by the next put or flush. */
@@ -360,20 +368,44 @@ export class BrokerClient {
     signal?.throwIfAborted();
     if (this.#closed) return Promise.reject(this.#closed);
     const st = this.#state(id);
-    if (st.buffer.length > 0 && st.getters.length === 0) return Promise.resolve(this.#take(id, st));
+    if (st.getters.length === 0 && st.buffer.length > 0) return Promise.resolve(this.#take(id, st));
+    const block = options.block ?? true;
+    // Python's get_nowait while another thread of the process is blocked in get(): Empty.
+    if (!block && st.getters.length > 0) return Promise.reject(new BrokerError("empty", describe("empty", id)));
     return new Promise((resolve, reject) => {
-      const getter: Getter = { resolve, reject, r: undefined, done: false };
+      const deadline = t === null ? undefined : performance.now() + t;
+      const getter: Getter = { resolve, reject, block, deadline, done: false };
       st.getters.push(getter);
-      getter.r = this.#request({ op: "get", q: id, b: options.block ?? true, t, m: BATCH }, { op: "get", q: id, getter });
-      signal?.addEventListener("abort", () => {
-        if (getter.done) return;
-        getter.done = true;
-        st.getters.splice(st.getters.indexOf(getter), 1);
-        // An item that raced the cancel lands in the buffer (or goes back): none is lost.
-        if (getter.r !== undefined) this.#send({ op: "cancel", r: getter.r });
-        reject(signal.reason);
-      }, { once: true });
+      if (deadline !== undefined && st.getters.length > 1) {
+        getter.timer = setTimeout(() => this.#drop(id, st, getter, new BrokerError("empty", describe("empty", id))), t!);
+      }
+      this.#pump(id, st);
+      signal?.addEventListener("abort", () => this.#drop(id, st, getter, signal.reason), { once: true });
     });
+  }
+
+  /** A getter gives up. If its request is at the broker, that request is withdrawn. */
+  #drop(q: number, st: QueueState, getter: Getter, reason: unknown): void {
+    if (getter.done) return;
+    const head = st.getters[0] === getter;
+    getter.done = true;
+    clearTimeout(getter.timer);
+    st.getters.splice(st.getters.indexOf(getter), 1);
+    getter.reject(reason);
+    // An item that races the cancel arrives all the same (and goes to the next
+    // getter, or back): none is lost. The next request waits for that answer.
+    if (head && st.inflight !== undefined) this.#send({ op: "cancel", r: st.inflight });
+    else this.#pump(q, st);
+  }
+
+  /** Sends the request for the first waiting getter, unless one is already at the broker. */
+  #pump(q: number, st: QueueState): void {
+    if (st.inflight !== undefined || this.#closed) return;
+    const getter = st.getters[0];
+    if (getter === undefined) return;
+    clearTimeout(getter.timer);
+    const t = getter.deadline === undefined ? null : Math.max(0, getter.deadline - performance.now());
+    st.inflight = this.#request({ op: "get", q, b: getter.block, t, m: BATCH }, { op: "get", q, getter });
   }
 
   /** The number of items put and not yet got (approximate, as in Python). */
@@ -589,7 +621,7 @@ export class BrokerClient {
       case "put":
         return this.#putDone(pending, error, (h.n as number | undefined) ?? 0);
       case "get":
-        return this.#got(pending.q, r, items, error, pending.getter);
+        return this.#got(pending.q, items, error, pending.getter);
     }
   }
 
@@ -609,30 +641,28 @@ export class BrokerClient {
     });
   }
 
-  #got(q: number, r: number, items: Uint8Array[], error: BrokerError | undefined, getter?: Getter): void {
+  #got(q: number, items: Uint8Array[], error: BrokerError | undefined, getter?: Getter): void {
     const st = this.#state(q);
-    if (getter === undefined) st.prefetching = false;
-    else if (getter.r === r) getter.r = undefined;
+    st.inflight = undefined;
     for (const item of items) st.buffer.push(item);
     if (items.length > 1) {
       st.batched = true;
       st.lastBatch = items.length;
     }
-    // Hand out in order; a served getter's own request, if any, is withdrawn.
+    // Hand out in order.
     while (st.buffer.length > 0 && st.getters.length > 0) {
       const g = st.getters.shift()!;
       g.done = true;
-      if (g.r !== undefined) this.#send({ op: "cancel", r: g.r });
+      clearTimeout(g.timer);
       g.resolve(this.#take(q, st));
     }
-    if (error && getter && !getter.done) {
-      getter.done = true;
-      st.getters.splice(st.getters.indexOf(getter), 1);
-      getter.reject(error);
-    }
-    // A single item nobody waits for any more (its getter gave up) goes straight
-    // back, so that it cannot sit here while another consumer waits.
+    // The getter this request was for gets the broker's "empty" or "shutdown" (a
+    // prefetch's "empty" means no batch for now, and is no one's business).
+    if (error && getter && !getter.done && error.kind !== "cancelled") this.#drop(q, st, getter, error);
+    // An item whose getter gave up while it travelled goes straight back, so that it
+    // cannot sit here while another consumer waits.
     if (!st.batched && st.buffer.length > 0) this.#giveBack(q, st);
+    this.#pump(q, st);
   }
 
   /** The next item, acknowledged (see #ack); asks for more ahead of need when batching. */
@@ -640,9 +670,9 @@ export class BrokerClient {
     const item = st.buffer.shift()!;
     this.#ack(q);
     if (st.buffer.length === 0) st.batched = false;
-    else if (st.batched && !st.prefetching && st.buffer.length === st.lastBatch >> 1) {
-      st.prefetching = true;
-      this.#request({ op: "get", q, b: false, t: null, m: BATCH }, { op: "get", q });
+    else if (st.batched && st.inflight === undefined && st.buffer.length === st.lastBatch >> 1) {
+      // Half way through a batch: ask for the next (a batch or nothing, see the server).
+      st.inflight = this.#request({ op: "get", q, b: false, t: null, m: BATCH, p: 1 }, { op: "get", q });
     }
     return item;
   }
@@ -666,7 +696,10 @@ export class BrokerClient {
       else if (pending.op === "put") for (const call of pending.calls) call.reject(error);
     }
     for (const [, st] of this.#queues) {
-      for (const g of st.getters) if (!g.done) g.reject(error);
+      for (const g of st.getters) {
+        clearTimeout(g.timer);
+        if (!g.done) g.reject(error);
+      }
       for (const f of st.flushers) f.reject(error);
       st.buffer.clear();
     }

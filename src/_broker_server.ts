@@ -93,6 +93,8 @@ class BrokerQueue {
 
 class ProtocolError extends Error {}
 
+const QUEUE_OPS = new Set(["qsize", "taskDone", "join", "shutdown", "release"]);
+
 function int(value: unknown, min = 0): number {
   if (!Number.isSafeInteger(value) || (value as number) < min) throw new ProtocolError();
   return value as number;
@@ -228,7 +230,7 @@ export class BrokerServer {
       case "put":
         return this.#put(conn, int(h.r), int(h.q), items, h.b !== false, timeout(h.t));
       case "get":
-        return this.#get(conn, int(h.r), int(h.q), int(h.m, 1), h.b !== false, timeout(h.t));
+        return this.#get(conn, int(h.r), int(h.q), int(h.m, 1), h.b !== false, timeout(h.t), h.p === 1);
       case "ack":
         return this.#settle(conn, int(h.q), int(h.n, 1), false);
       case "unlease":
@@ -236,6 +238,7 @@ export class BrokerServer {
       case "cancel":
         return this.#cancel(conn, int(h.r));
     }
+    if (!QUEUE_OPS.has(h.op as string)) throw new ProtocolError();
     const r = int(h.r);
     const q = this.#queues.get(int(h.q));
     if (q === undefined) return conn.send({ r, e: "closed" });
@@ -330,9 +333,12 @@ export class BrokerServer {
     this.#park(putter, block, ms);
   }
 
-  #get(conn: Conn, r: number, id: number, max: number, block: boolean, ms?: number): void {
+  #get(conn: Conn, r: number, id: number, max: number, block: boolean, ms?: number, prefetch = false): void {
     const q = this.#queues.get(id);
     if (q === undefined) return conn.send({ r, e: "closed" });
+    // A prefetch takes a batch or nothing: a single item the client has no use for
+    // yet would have to come back, and others might meanwhile get younger ones.
+    if (prefetch && !this.#alone(q, conn)) return conn.send({ r, e: "empty" });
     const getter: Getter = { kind: "get", conn, r, q, done: false, max };
     this.#enlist(getter);
     this.#serve(q);
@@ -477,9 +483,7 @@ export class BrokerServer {
     }
     if (q.lastConn === conn) q.streak++;
     else [q.lastConn, q.streak] = [conn, 1];
-    // Batches only for a consumer that has had the queue to itself for a while.
-    const alone = q.streak > STREAK && !lease.revoking && q.getters.every((o) => o.conn === conn || o.done);
-    const max = alone ? g.max : 1;
+    const max = this.#alone(q, conn) ? g.max : 1;
     const out: Uint8Array[] = [];
     let bytes = 0;
     while (out.length < max && q.items.length > 0 && (out.length === 0 || bytes < MAX_BATCH_BYTES)) {
@@ -491,6 +495,12 @@ export class BrokerServer {
     q.leased += out.length;
     if (out.length > 1) lease.batchEnd = lease.removed + lease.items.length;
     this.#finish(g, {}, out);
+  }
+
+  /** Batches only for a consumer that has had the queue to itself for a while. */
+  #alone(q: BrokerQueue, conn: Conn): boolean {
+    return q.lastConn === conn && q.streak > STREAK && !q.leases.get(conn)?.revoking &&
+      q.getters.every((o) => o.conn === conn || o.done);
   }
 
   #closed(conn: Conn): void {

@@ -31,7 +31,7 @@ export function readJson(path: string): unknown {
 export function runtimeCommand(file: string): string[] {
   switch (runtimeKey) {
     case "deno":
-      return [process.execPath, "run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", file];
+      return [process.execPath, "run", "--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env", file];
     case "bun":
       return [process.execPath, file];
     default:

@@ -10,6 +10,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { Worker } from "node:worker_threads";
 import { builtin, process } from "./_builtin.ts";
+import { nodeNet } from "./_node_net.ts";
 import { forgetChild, watchChild } from "./_reaper.ts";
 import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "./types.ts";
 
@@ -32,6 +33,8 @@ export interface RuntimeTraits {
   checkCanSpawnWorker?(): void;
   /** Throws a clear error when the runtime forbids starting a subprocess. */
   checkCanSpawnProcess?(): void;
+  /** Throws a clear error when the runtime forbids serving on a unix socket. */
+  checkCanServe?(): void;
 }
 
 const INIT_KEY = "polyproc.init";
@@ -253,5 +256,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       const { constants } = builtin<typeof import("node:os")>("node:os");
       return (constants.signals as Record<string, number>)[name] ?? 0;
     },
+
+    net: nodeNet(() => traits.checkCanServe?.()),
   };
 }

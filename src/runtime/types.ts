@@ -96,4 +96,53 @@ export interface RuntimeAdapter {
   serialize(value: unknown): Uint8Array;
   /** Decodes what {@linkcode RuntimeAdapter.serialize} wrote. */
   deserialize(bytes: Uint8Array): unknown;
+  /** Unix sockets, private folders and HMAC: what the broker needs. */
+  readonly net: NetAdapter;
+}
+
+/** A connected stream socket (a unix socket). */
+export interface NetSocket {
+  /**
+   * Queues `data` for writing. `done` runs once the bytes are handed to the OS, or
+   * with the error that stopped them. Returns false when the socket's own buffer is
+   * full (wait for {@linkcode NetSocket.onDrain}).
+   */
+  write(data: Uint8Array, done?: (error?: Error) => void): boolean;
+  /** Sets the one handler for incoming bytes. */
+  onData(handler: (chunk: Uint8Array) => void): void;
+  /** Sets the one handler called, once, when the socket is closed by either side or fails. */
+  onClose(handler: () => void): void;
+  /** Sets the one handler called when a full write buffer has emptied. */
+  onDrain(handler: () => void): void;
+  /** Closes the socket at once, dropping what is unsent. */
+  destroy(): void;
+  /** Lets the event loop end while this socket is open (or not). */
+  ref(): void;
+  unref(): void;
+}
+
+/** A listening unix-socket server. */
+export interface NetServer {
+  /** Stops accepting connections and removes the socket file. */
+  close(): void;
+}
+
+/** Unix sockets, private folders and HMAC: what the broker needs from a runtime. */
+export interface NetAdapter {
+  /** Throws a clear error when this runtime may not run a unix-socket server here. */
+  checkCanServe(): void;
+  /** Makes a new folder that only this user can enter (0700), in the temporary folder. */
+  makePrivateDir(prefix: string): string;
+  /** Removes a folder and its contents; no error if it is gone. */
+  removeDir(path: string): void;
+  /** Listens on the unix socket `path`; `onConnection` gets each accepted socket. */
+  listen(path: string, onConnection: (socket: NetSocket) => void): Promise<NetServer>;
+  /** Connects to the unix socket `path`; rejects with an error whose `code` says why ("ENOENT"). */
+  connect(path: string): Promise<NetSocket>;
+  /** `size` cryptographically random bytes. */
+  randomBytes(size: number): Uint8Array;
+  /** HMAC-SHA256 of `data` under `key` (32 bytes). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** Compares two byte strings in time that does not depend on where they differ. */
+  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
 }

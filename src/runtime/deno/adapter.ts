@@ -28,15 +28,23 @@ function granted(name: string): boolean {
   }
 }
 
-const FLAGS = { worker: "--allow-read", process: "--allow-read --allow-run --allow-env" };
+const FLAGS = {
+  worker: "--allow-read",
+  process: "--allow-read --allow-run --allow-env",
+  broker: "--allow-read --allow-write --allow-net --allow-run --allow-env",
+};
+const WHAT = {
+  worker: 'The "worker" start method',
+  process: 'The "process" start method',
+  broker: `The "process" start method's broker (its queues and other shared objects)`,
+};
 
 // Without these, Deno would fail later and less clearly: in the child, or asynchronously.
-function requirePermissions(method: "worker" | "process", names: string[]): void {
+function requirePermissions(use: keyof typeof FLAGS, names: string[]): void {
   const missing = names.filter((name) => !granted(name));
   if (missing.length > 0) {
     throw new StartMethodError(
-      `The "${method}" start method on Deno needs ${missing.map((n) => `--allow-${n}`).join(" ")} ` +
-        `(run Deno with ${FLAGS[method]})`,
+      `${WHAT[use]} on Deno needs ${missing.map((n) => `--allow-${n}`).join(" ")} (run Deno with ${FLAGS[use]})`,
     );
   }
 }
@@ -68,4 +76,7 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   },
   checkCanSpawnWorker: () => requirePermissions("worker", ["read"]),
   checkCanSpawnProcess: () => requirePermissions("process", ["read", "run", "env"]),
+  // A unix socket in a private temporary folder: the folder's name comes from TMPDIR
+  // (env), and a listen without net permission kills the program asynchronously.
+  checkCanServe: () => requirePermissions("broker", ["read", "write", "net", "env"]),
 });

@@ -1,0 +1,137 @@
+/**
+ * The broker's needs from a runtime (unix sockets, a private folder, HMAC), met by
+ * `node:net`, `node:fs` and `node:crypto`, which all three runtimes implement well
+ * enough (research/runtime-matrix.md §6). Loaded lazily: most children never use it.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+import { builtin } from "./_builtin.ts";
+import type { NetAdapter, NetServer, NetSocket } from "./types.ts";
+
+type Net = typeof import("node:net");
+type Fs = typeof import("node:fs");
+type Crypto = typeof import("node:crypto");
+
+const net = () => builtin<Net>("node:net");
+const fs = () => builtin<Fs>("node:fs");
+const crypto = () => builtin<Crypto>("node:crypto");
+
+// sun_path holds 108 bytes on Linux and 104 on macOS; leave room for the file name.
+const MAX_DIR_LENGTH = 80;
+
+class NodeSocket implements NetSocket {
+  #socket: Socket;
+  // Until a handler is set, what arrives is kept: Deno can emit "data" in the same
+  // task as "connect", before the code that awaited the connection has run.
+  #onData: ((chunk: Uint8Array) => void) | undefined;
+  #early: Uint8Array[] = [];
+  #onClose: (() => void) | undefined;
+  #isClosed = false;
+  #onDrain: () => void = () => {};
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on("data", (data: Uint8Array) => {
+      // A plain Uint8Array view, whatever class the runtime uses (Node's Buffer).
+      const chunk = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (this.#onData) this.#onData(chunk);
+      else this.#early.push(chunk);
+    });
+    socket.on("drain", () => this.#onDrain());
+    // "close" follows every "error", so errors need no handling of their own.
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      this.#isClosed = true;
+      this.#onClose?.();
+    });
+  }
+  write(data: Uint8Array, done?: (error?: Error) => void): boolean {
+    if (this.#socket.destroyed) {
+      if (done) queueMicrotask(() => done(new Error("socket is closed")));
+      return false;
+    }
+    return this.#socket.write(data, done as (error?: Error | null) => void);
+  }
+  onData(handler: (chunk: Uint8Array) => void): void {
+    this.#onData = handler;
+    for (const chunk of this.#early.splice(0)) handler(chunk);
+  }
+  onClose(handler: () => void): void {
+    this.#onClose = handler;
+    if (this.#isClosed) queueMicrotask(handler);
+  }
+  onDrain(handler: () => void): void {
+    this.#onDrain = handler;
+  }
+  destroy(): void {
+    this.#socket.destroy();
+  }
+  ref(): void {
+    this.#socket.ref();
+  }
+  unref(): void {
+    this.#socket.unref();
+  }
+}
+
+/** The NetAdapter on `node:` modules; `checkCanServe` says what the runtime forbids. */
+export function nodeNet(checkCanServe: () => void): NetAdapter {
+  return {
+    checkCanServe,
+
+    makePrivateDir(prefix: string): string {
+      const { join } = builtin<typeof import("node:path")>("node:path");
+      let base = builtin<typeof import("node:os")>("node:os").tmpdir();
+      if (base.length > MAX_DIR_LENGTH - prefix.length - 6) base = "/tmp";
+      const dir = fs().mkdtempSync(join(base, prefix));
+      fs().chmodSync(dir, 0o700); // mkdtemp's mode differs between runtimes; be explicit
+      return dir;
+    },
+
+    removeDir(path: string): void {
+      try {
+        fs().rmSync(path, { recursive: true, force: true });
+      } catch {
+        // already gone, or not ours to remove: nothing to do at exit
+      }
+    },
+
+    listen(path: string, onConnection: (socket: NetSocket) => void): Promise<NetServer> {
+      // Deno reports a missing permission asynchronously and fatally (pitfall 21).
+      checkCanServe();
+      return new Promise((resolve, reject) => {
+        const server = net().createServer((socket) => onConnection(new NodeSocket(socket)));
+        server.once("error", reject);
+        server.listen(path, () => {
+          server.off("error", reject);
+          server.on("error", () => {});
+          resolve({ close: () => server.close() });
+        });
+      });
+    },
+
+    connect(path: string): Promise<NetSocket> {
+      return new Promise((resolve, reject) => {
+        const socket = net().createConnection(path);
+        socket.once("error", reject);
+        socket.once("connect", () => {
+          socket.off("error", reject);
+          resolve(new NodeSocket(socket));
+        });
+      });
+    },
+
+    randomBytes(size: number): Uint8Array {
+      return crypto().randomBytes(size);
+    },
+
+    hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+      return crypto().createHmac("sha256", key).update(data).digest();
+    },
+
+    timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+      return a.length === b.length && crypto().timingSafeEqual(a, b);
+    },
+  };
+}
