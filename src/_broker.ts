@@ -22,8 +22,8 @@
 import {
   ClientHandshake,
   decodeMessage,
+  ackFrame,
   encodeHeader,
-  encodeMessage,
   FrameReader,
   MAX_FRAME,
   MAX_HELLO,
@@ -157,6 +157,15 @@ interface OutMessage {
   pending?: Pending & { op: "put" };
 }
 
+/** Calls `onAbort` if `signal` fires while `promise` is pending; forgets it after. */
+function whileWaiting<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => void): Promise<T> {
+  if (signal === undefined) return promise;
+  signal.addEventListener("abort", onAbort, { once: true });
+  const forget = () => signal.removeEventListener("abort", onAbort);
+  promise.then(forget, forget);
+  return promise;
+}
+
 function checkTimeout(timeoutMs: number | undefined): number | null {
   if (timeoutMs === undefined) return null;
   if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs)) {
@@ -216,9 +225,11 @@ export class BrokerClient {
   #refd = false;
   #closed: BrokerError | undefined;
   #onClose: () => void = () => {};
+  #lazyAcks: boolean;
 
-  private constructor(path: string, socket: NetSocket, reader: FrameReader) {
+  private constructor(path: string, socket: NetSocket, reader: FrameReader, lazyAcks: boolean) {
     this.path = path;
+    this.#lazyAcks = lazyAcks;
     this.#socket = socket;
     this.#reader = reader;
     socket.onData((chunk) => this.#data(chunk));
@@ -234,11 +245,16 @@ export class BrokerClient {
 
   /**
    * Connects and authenticates. A broker that is starting (no socket yet) is waited
-   * for, up to `timeoutMs` (default 30 s).
+   * for, up to `timeoutMs` (default 30 s). `lazyAcks` is for the isolate that runs
+   * the broker: it cannot die without it, so it need not acknowledge each item at once.
    *
    * @throws {BrokerError} kind "lost" if nobody listens at `path`, "auth" for a wrong key.
    */
-  static async connect(path: string, authkey: Uint8Array, options: { timeoutMs?: number } = {}): Promise<BrokerClient> {
+  static async connect(
+    path: string,
+    authkey: Uint8Array,
+    options: { timeoutMs?: number; lazyAcks?: boolean } = {},
+  ): Promise<BrokerClient> {
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     let socket: NetSocket;
     for (let delay = 2;; delay = Math.min(2 * delay, 50)) {
@@ -273,7 +289,7 @@ export class BrokerClient {
             return socket.destroy();
           } else {
             reader.max = MAX_FRAME;
-            const client = new BrokerClient(path, socket, reader);
+            const client = new BrokerClient(path, socket, reader, options.lazyAcks ?? false);
             resolve(client);
             for (const rest of frames.slice(i + 1)) client.#frame(rest);
             return;
@@ -331,20 +347,21 @@ export class BrokerClient {
     const t = checkTimeout(options.timeoutMs);
     const block = options.block ?? true;
     const { signal } = options;
-    signal?.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const call: Call = { resolve, reject };
-      const batch = this.#putMessage(id, payload, { b: block, t }, false, signal);
-      batch.calls.push(call);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let batch!: Pending & { op: "put" };
+    const put = new Promise<void>((resolve, reject) => {
+      batch = this.#putMessage(id, payload, { b: block, t }, false, signal);
+      batch.calls.push({ resolve: resolve as (v: unknown) => void, reject });
       this.#flushSoon();
-      signal?.addEventListener("abort", () => {
-        if (this.#out.some((m) => m.pending === batch)) {
-          // Not sent yet: take it out.
-          this.#out = this.#out.filter((m) => m.pending !== batch);
-          return reject(signal.reason);
-        }
-        for (const [r, p] of this.#pending) if (p === batch) this.#send({ op: "cancel", r });
-      }, { once: true });
+    });
+    return whileWaiting(put, signal, () => {
+      if (this.#out.some((m) => m.pending === batch)) {
+        // Not sent yet: take it out.
+        this.#out = this.#out.filter((m) => m.pending !== batch);
+        return batch.calls[0].reject(signal!.reason);
+      }
+      // Sent: the broker says whether it got in first (then the put succeeds).
+      for (const [r, p] of this.#pending) if (p === batch) this.#send({ op: "cancel", r });
     });
   }
 
@@ -365,23 +382,24 @@ export class BrokerClient {
     checkId(id);
     const t = checkTimeout(options.timeoutMs);
     const { signal } = options;
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#closed) return Promise.reject(this.#closed);
     const st = this.#state(id);
     if (st.getters.length === 0 && st.buffer.length > 0) return Promise.resolve(this.#take(id, st));
     const block = options.block ?? true;
     // Python's get_nowait while another thread of the process is blocked in get(): Empty.
     if (!block && st.getters.length > 0) return Promise.reject(new BrokerError("empty", describe("empty", id)));
-    return new Promise((resolve, reject) => {
+    let getter!: Getter;
+    const got = new Promise<Uint8Array>((resolve, reject) => {
       const deadline = t === null ? undefined : performance.now() + t;
-      const getter: Getter = { resolve, reject, block, deadline, done: false };
+      getter = { resolve, reject, block, deadline, done: false };
       st.getters.push(getter);
       if (deadline !== undefined && st.getters.length > 1) {
         getter.timer = setTimeout(() => this.#drop(id, st, getter, new BrokerError("empty", describe("empty", id))), t!);
       }
       this.#pump(id, st);
-      signal?.addEventListener("abort", () => this.#drop(id, st, getter, signal.reason), { once: true });
     });
+    return whileWaiting(got, signal, () => this.#drop(id, st, getter, signal!.reason));
   }
 
   /** A getter gives up. If its request is at the broker, that request is withdrawn. */
@@ -427,17 +445,19 @@ export class BrokerClient {
   join(id: number, options: { signal?: AbortSignal } = {}): Promise<void> {
     checkId(id);
     const { signal } = options;
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#closed) return Promise.reject(this.#closed);
-    return new Promise((resolve, reject) => {
-      const call: Call = { resolve: resolve as (v: unknown) => void, reject };
-      const r = this.#request({ op: "join", q: id }, { op: "call", q: id, call });
-      signal?.addEventListener("abort", () => {
-        if (!this.#pending.delete(r)) return;
-        this.#send({ op: "cancel", r });
-        reject(signal.reason);
-        this.#unrefIfIdle();
-      }, { once: true });
+    let r!: number;
+    let call!: Call;
+    const joined = new Promise<void>((resolve, reject) => {
+      call = { resolve: resolve as (v: unknown) => void, reject };
+      r = this.#request({ op: "join", q: id }, { op: "call", q: id, call });
+    });
+    return whileWaiting(joined, signal, () => {
+      if (!this.#pending.delete(r)) return;
+      this.#send({ op: "cancel", r });
+      call.reject(signal!.reason);
+      this.#unrefIfIdle();
     });
   }
 
@@ -526,7 +546,9 @@ export class BrokerClient {
     const last = this.#out[this.#out.length - 1];
     if (last?.join === "ack" && last.header.q === q) (last.header.n as number)++;
     else this.#out.push({ header: { op: "ack", q, n: 1 }, items: [], join: "ack" });
-    this.#flushSoon();
+    // The broker's own isolate dies with the broker, so its acks can wait for a batch.
+    if (this.#lazyAcks) this.#flushLater();
+    else this.#flushSoon();
   }
 
   /** Before the current task's promise reactions run (acks must precede them). */
@@ -551,9 +573,11 @@ export class BrokerClient {
     if (only?.join === "ack" && only.header.n === 1) {
       this.#out = [];
       this.#outBytes = 0;
-      return this.#write(this.#state(only.header.q as number).ackFrame ??= encodeMessage(only.header));
+      return this.#write(this.#state(only.header.q as number).ackFrame ??= ackFrame(only.header.q as number, 1));
     }
+    // Headers are encoded now, so that batches could grow until the last moment.
     const heads = this.#out.map((m) => {
+      if (m.join === "ack") return ackFrame(m.header.q as number, m.header.n as number);
       if (m.pending) {
         const r = this.#nextR++;
         m.header.r = r;
@@ -563,10 +587,17 @@ export class BrokerClient {
       return encodeHeader(m.header);
     });
     let size = 0;
-    for (let i = 0; i < heads.length; i++) size += messageSize(heads[i], this.#out[i].items);
+    for (let i = 0; i < heads.length; i++) {
+      size += this.#out[i].join === "ack" ? heads[i].length : messageSize(heads[i], this.#out[i].items);
+    }
     const bytes = new Uint8Array(size);
     let offset = 0;
-    for (let i = 0; i < heads.length; i++) offset = writeMessage(bytes, offset, heads[i], this.#out[i].items);
+    for (let i = 0; i < heads.length; i++) {
+      if (this.#out[i].join === "ack") {
+        bytes.set(heads[i], offset);
+        offset += heads[i].length;
+      } else offset = writeMessage(bytes, offset, heads[i], this.#out[i].items);
+    }
     this.#out = [];
     this.#outBytes = 0;
     this.#write(bytes);
@@ -772,8 +803,9 @@ export function connectBroker(path: string): Promise<BrokerClient> {
   let client = clients.get(path);
   if (client === undefined) {
     client = (async () => {
-      if (path === state.path) await state.ready;
-      const c = await BrokerClient.connect(path, programAuthkey());
+      const owned = path === state.path && state.ready !== undefined;
+      if (owned) await state.ready;
+      const c = await BrokerClient.connect(path, programAuthkey(), { lazyAcks: owned });
       c.onClose = () => clients.delete(path);
       return c;
     })();

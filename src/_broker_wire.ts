@@ -131,11 +131,30 @@ export function encodeMessage(header: Record<string, unknown>, items: readonly U
   return out;
 }
 
+/**
+ * A consumer acknowledges every item it hands out, each in a write of its own (see
+ * src/_broker.ts): so that message has a fixed binary form, cheap to write and to
+ * read. A header length of 0 marks it: then a float64 queue id and a u32 count.
+ */
+export function ackFrame(q: number, n: number): Uint8Array {
+  const out = new Uint8Array(4 + 16);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, 16);
+  view.setUint32(4, 0);
+  view.setFloat64(8, q);
+  view.setUint32(16, n);
+  return out;
+}
+
 /** Decodes a frame's payload; undefined if it is not a well-formed message. */
 export function decodeMessage(frame: Uint8Array): Message | undefined {
   if (frame.length < 4) return undefined;
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const headerLength = view.getUint32(0);
+  if (headerLength === 0) {
+    if (frame.length !== 16) return undefined;
+    return { header: { op: "ack", q: view.getFloat64(4), n: view.getUint32(12) }, items: [] };
+  }
   if (4 + headerLength > frame.length) return undefined;
   let header: unknown;
   try {

@@ -6,9 +6,9 @@ import { createConnection, type Socket } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
 import { getContext } from "../mod.ts";
-import { BrokerClient, type BrokerError, brokerForChild, brokerPath, getBroker } from "../src/_broker.ts";
+import { BrokerClient, type BrokerError, brokerForChild, brokerPath, getBroker, newQueueId } from "../src/_broker.ts";
 import { decode, encode, self as targets } from "./fixtures/broker_targets.ts";
-import { fixture, runtimeKey } from "./_helpers.ts";
+import { fixture, METHODS, runtimeKey } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 const { Process } = getContext("process");
@@ -151,6 +151,51 @@ test("broker: taskDone() and join(); over-calling taskDone() is kind 'range'", T
   await client.release(q);
 });
 
+test("broker: get, put and join give up on their AbortSignal, and take nothing with them", T, async () => {
+  const client = await getBroker();
+  const q = await client.create({ maxsize: 1 });
+  const aborter = new AbortController();
+  const getting = client.get(q, { signal: aborter.signal });
+  await client.qsize(q); // the get is at the broker
+  aborter.abort(new Error("stop getting"));
+  await assert.rejects(getting, /stop getting/);
+  await client.put(q, bytes(1));
+  assert.deepEqual(await client.get(q, { timeoutMs: 5_000 }), bytes(1));
+
+  await client.put(q, bytes(2));
+  const putter = new AbortController();
+  const putting = client.put(q, bytes(3), { signal: putter.signal });
+  await client.qsize(q);
+  putter.abort(new Error("stop putting"));
+  await assert.rejects(putting, /stop putting/);
+  assert.equal(await client.qsize(q), 1);
+  assert.deepEqual(await client.get(q), bytes(2));
+  await rejectsWith(client.get(q, { block: false }), "empty");
+
+  await client.put(q, bytes(4));
+  const joiner = new AbortController();
+  const joining = client.join(q, { signal: joiner.signal });
+  joiner.abort(new Error("stop joining"));
+  await assert.rejects(joining, /stop joining/);
+  await assert.rejects(client.get(q, { signal: joiner.signal }), /stop joining/);
+  await client.release(q);
+});
+
+test("broker: open() creates a queue once, under an id chosen by the caller, and counts references", T, async () => {
+  const client = await getBroker();
+  const id = newQueueId();
+  assert.ok(Number.isSafeInteger(id) && id > 2 ** 32);
+  await client.open(id, { maxsize: 1 });
+  await client.open(id, { maxsize: 5 }); // exists: keeps its maxsize
+  await client.put(id, bytes(1));
+  await rejectsWith(client.put(id, bytes(2), { block: false }), "full");
+  await client.release(id);
+  assert.equal(await client.qsize(id), 1); // one reference left
+  await client.release(id);
+  await rejectsWith(client.qsize(id), "closed");
+  await rejectsWith(client.open(id), "closed"); // a late handle does not bring it back empty
+});
+
 test("broker: a released queue is gone for every handle", T, async () => {
   const client = await getBroker();
   const q = await client.create();
@@ -160,34 +205,42 @@ test("broker: a released queue is gone for every handle", T, async () => {
   await rejectsWith(client.open(q), "closed");
 });
 
-test("broker: a child process reaches it by the inherited address and its items arrive in order", T, async () => {
-  const client = await getBroker();
-  const q = await client.create();
-  const p = new Process({ target: targets.produce, args: [q, "child", 500] });
-  p.start();
-  try {
-    const items = await getAll(client, q, 500);
-    assert.deepEqual(items, Array.from({ length: 500 }, (_, i) => ["child", i]));
-    await p.join();
-    assert.equal(p.exitCode, 0);
-  } finally {
-    p.kill();
-    await client.release(q);
-  }
-});
+for (const method of METHODS) {
+  test(`broker: [${method}] a child reaches it by the inherited address and its items arrive in order`, T, async () => {
+    const client = await getBroker();
+    const q = await client.create();
+    const p = new (getContext(method).Process)({ target: targets.produce, args: [q, "child", 500] });
+    p.start();
+    try {
+      const items = await getAll(client, q, 500);
+      assert.deepEqual(items, Array.from({ length: 500 }, (_, i) => ["child", i]));
+      await p.join();
+      assert.equal(p.exitCode, 0);
+    } finally {
+      p.kill();
+      await client.release(q);
+    }
+  });
+}
 
-test("broker: a grandchild reaches the same broker directly", T, async () => {
+test("broker: grandchildren (a process's process and a process's worker) reach the same broker directly", T, async () => {
   const client = await getBroker();
   const q = await client.create();
-  const p = new Process({ target: targets.produceViaGrandchild, args: [q, "grandchild", 200] });
-  p.start();
+  const procs = METHODS.map((method) =>
+    new Process({ target: targets.produceViaGrandchild, args: [q, method, 200, method] })
+  );
+  procs.forEach((p) => p.start());
   try {
-    const items = await getAll(client, q, 200);
-    assert.deepEqual(items, Array.from({ length: 200 }, (_, i) => ["grandchild", i]));
-    await p.join();
-    assert.equal(p.exitCode, 0);
+    const items = (await getAll(client, q, 400)) as [string, number][];
+    for (const method of METHODS) {
+      assert.deepEqual(items.filter(([tag]) => tag === method).map(([, i]) => i), [...Array(200).keys()]);
+    }
+    for (const p of procs) {
+      await p.join();
+      assert.equal(p.exitCode, 0);
+    }
   } finally {
-    p.kill();
+    for (const p of procs) p.kill();
     await client.release(q);
   }
 });
