@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Runs the benchmark programs (BENCHES below) under Node (+tsx), Deno, Bun and CPython, one run at a time,
-// collects their `##RESULT {json}` lines and prints one combined markdown table plus polyproc÷raw ratios.
+// collects their `##RESULT {json}` lines and prints combined markdown tables: Process start+join with
+// polyproc÷raw ratios, then queue throughput and pipe round trips (polyproc, raw primitive, Python mp, ratios
+// and the targets of issue 3, marked ✓/✗). Without python3, the Python figures are "—" with a note.
 //
 //   npm run bench                                     every bench, every runtime
 //   npm run bench -- --runtime=node,python            some runtimes (node|node-js|deno|bun|python)
@@ -26,6 +28,9 @@
 //
 // To add a benchmark: append to BENCHES (a program that prints ##RESULT lines with id, col, label, median_ms,
 // min_ms, max_ms, n, round_medians_ms), and name its ids in ROWS / RATIOS; unknown ids still get a row.
+// Rates and latencies in other units (scripts/bench_queue.ts) print id, col, label, unit, better, median, min,
+// max, n, round_values, or `skipped` with a note instead of figures; they go to the table that QUEUE_ROWS
+// describes: one row per runtime with polyproc's figure, the raw primitive's, Python's, the ratios and a target.
 import { spawn, spawnSync } from "node:child_process";
 import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync,
   rmSync, statSync, writeFileSync } from "node:fs";
@@ -37,7 +42,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["node", "node-js", "deno", "bun", "python"];
 const GATE_MAX_S = 10;
-const BUDGET_S = 170; // no repeat of a contaminated run would end past this
+const BUDGET_S = 270; // no repeat of a contaminated run would end past this
 
 // ---------------------------------------------------------------------------------------------- what to run
 // Each bench: a program per runtime. `args(ctx)` gives extra arguments (ctx.fixtures: a temp dir with empty.mjs
@@ -50,6 +55,16 @@ const BENCHES = [
     jsExtra: ["scripts/bench_targets.ts"], // loaded by URL at run time, so transpiled for "node-js" too
     args: (ctx) => [`--fixtures=${ctx.fixtures}`],
   },
+  {
+    name: "queue and pipe",
+    runtimes: ["node", "node-js", "deno", "bun"],
+    file: "scripts/bench_queue.ts",
+    jsExtra: ["scripts/bench_queue_targets.ts", "scripts/bench_queue_raw.mjs"],
+    // The "process" start method's broker (queues, pipes) on Deno needs write and net (a Unix socket).
+    denoFlags: ["--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env"],
+    args: () => [],
+  },
+  // mp.Queue / mp.Pipe (the anchors of "queue and pipe"), then Process start+join.
   { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => [] },
 ];
 
@@ -84,6 +99,27 @@ const RATIOS = [
   { num: "polyproc.process", den: "raw.spawn_ts", label: "\"process\": polyproc ÷ raw spawn of the .ts module (node: with tsx)" },
   { num: "polyproc.worker", den: "raw.worker", label: "\"worker\": polyproc ÷ raw Worker (bare .mjs)", target: 1.5 },
   { num: "polyproc.worker", den: "raw.worker_ts", label: "\"worker\": polyproc ÷ raw Worker of the .ts module (node: tsx bootstrap)" },
+];
+
+// Queue and pipe table: per family and start method, polyproc's id, the raw primitive's id (same runtime) and
+// the Python anchor's id (col "python"); `target` is checked against an absolute figure (`min`) or against
+// Python's median times `factor` (higher-is-better units: ≥; lower-is-better: ≤).
+const QUEUE_FAMILIES = {
+  q_small: { short: "Queue small ints", title: "Queue throughput, 200,000 small ints, one producer child → the parent", unit: "items/s", better: "higher" },
+  q_bytes: { short: "Queue 10 KiB items", title: "Queue throughput, 20,000 × 10 KiB Uint8Array (Py: bytes), one producer child → the parent", unit: "MiB/s", better: "higher" },
+  pipe_rt: { short: "Pipe round trip", title: "Pipe round trip, parent → echo child → parent, small int, mean of 10,000 after warm-up", unit: "µs", better: "lower" },
+};
+const RAW_ANCHOR = {
+  worker: "raw: `node:worker_threads` Worker, `parentPort.postMessage`",
+  process: "raw: `child_process.fork`, serialization \"advanced\", `process.send`",
+};
+const QUEUE_ROWS = [
+  { family: "q_small", method: "worker", target: { min: 2_000_000, text: "≥ 2,000,000 items/s" } },
+  { family: "q_small", method: "process", target: { factor: 1, text: "≥ Python" } },
+  { family: "q_bytes", method: "worker", target: { factor: 1, text: "≥ Python" } },
+  { family: "q_bytes", method: "process", target: { factor: 1, text: "≥ Python" } },
+  { family: "pipe_rt", method: "worker", target: { factor: 1, text: "≤ Python" } },
+  { family: "pipe_rt", method: "process", target: { factor: 1.5, text: "≤ 1.5× Python" } },
 ];
 
 // ---------------------------------------------------------------------------------------------- arguments
@@ -177,9 +213,12 @@ function resolveBinary(name) {
 }
 
 // The real interpreter, not a pyenv shim (a shim costs ~0.3 s per start, and mp's "spawn" uses sys.executable).
+// null when there is no python3.
+let python;
 function resolvePython() {
+  if (python !== undefined) return python;
   const r = spawnSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : "python3";
+  return (python = r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null);
 }
 
 // Plain-JS copy of polyproc and the bench programs, for "node-js": same layout, .ts → .js.
@@ -190,6 +229,10 @@ async function plainJsTree(dir) {
   const sources = ["mod.ts", ...readdirSync(path.join(ROOT, "src"), { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")).map((f) => path.join("src", f)),
     ...BENCHES.flatMap((b) => [b.file, ...(b.jsExtra ?? [])]).filter((f) => f.endsWith(".ts"))];
+  for (const rel of BENCHES.flatMap((b) => b.jsExtra ?? []).filter((f) => !f.endsWith(".ts"))) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), readFileSync(path.join(ROOT, rel)));
+  }
   for (const rel of new Set(sources)) {
     const { outputText } = ts.transpileModule(readFileSync(path.join(ROOT, rel), "utf8"), {
       fileName: rel,
@@ -208,14 +251,15 @@ async function plainJsTree(dir) {
   return (jsTree = dir);
 }
 
-function commandFor(rt, file) {
+const DENO_FLAGS = ["--allow-read", "--allow-run", "--allow-env"];
+function commandFor(rt, file, denoFlags = DENO_FLAGS) {
   switch (rt) {
     case "node":
       return [process.execPath, "--import", "tsx", file];
     case "node-js":
       return [process.execPath, path.join(jsTree, file.replace(/\.ts$/, ".js"))];
     case "deno":
-      return [resolveBinary("deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
+      return [resolveBinary("deno"), "run", ...denoFlags, file];
     case "bun":
       return [resolveBinary("bun"), file];
     case "python":
@@ -334,6 +378,7 @@ const started = performance.now();
 const elapsed = () => (performance.now() - started) / 1000;
 const results = []; // every result, with its run's load figures
 const runs = [];
+const skippedRuntimes = new Map(); // runtime -> why it did not run
 let failed = 0;
 
 console.log(`polyproc bench: ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}; ` +
@@ -341,6 +386,11 @@ console.log(`polyproc bench: ${os.cpus().length} CPUs, load average ${os.loadavg
 
 for (const bench of BENCHES) {
   for (const rt of bench.runtimes.filter((r) => opts.runtimes.includes(r))) {
+    if (rt === "python" && resolvePython() === null) {
+      if (!skippedRuntimes.has(rt)) console.log(`\n### ${bench.name} / python: skipped, no python3 on this machine`);
+      skippedRuntimes.set(rt, "no python3 on this machine");
+      continue;
+    }
     if (rt === "node-js") {
       try {
         await plainJsTree(path.join(tmp, "js"));
@@ -349,7 +399,7 @@ for (const bench of BENCHES) {
         continue;
       }
     }
-    const argv = [...commandFor(rt, bench.file), ...bench.args(ctx), ...opts.pass];
+    const argv = [...commandFor(rt, bench.file, bench.denoFlags), ...bench.args(ctx), ...opts.pass];
     let best = null;
     for (let attempt = 1; attempt <= 2; attempt++) {
       const waited = await quietGate();
@@ -361,7 +411,10 @@ for (const bench of BENCHES) {
       console.log(`\n### ${tag}: ${r.wall.toFixed(1)} s, exit ${r.code}${load}${gate}`);
       console.log(r.out.split("\n").filter((l) => l && !l.startsWith("##RESULT ")).map((l) => "    " + l).join("\n"));
       if (r.code !== 0) {
-        console.log(r.err.split("\n").map((l) => "  ! " + l).join("\n"));
+        const err = r.err.trimEnd().split("\n");
+        const shown = err.slice(-30);
+        if (shown.length < err.length) console.log(`  ! (last ${shown.length} of ${err.length} lines of stderr)`);
+        console.log(shown.map((l) => "  ! " + l).join("\n"));
       }
       if (best === null || (r.code === 0 && (best.code !== 0 || (r.foreign ?? 0) < (best.foreign ?? 0)))) best = r;
       const clean = r.foreign === null || r.foreign <= 0.5;
@@ -376,9 +429,12 @@ for (const bench of BENCHES) {
 
 // ---------------------------------------------------------------------------------------------- tables
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const byKey = new Map(results.map((r) => [`${r.id}|${r.col}`, r]));
-const cols = COLUMNS.filter((c) => results.some((r) => r.col === c.col));
-for (const r of results) if (!cols.some((c) => c.col === r.col)) cols.push({ col: r.col, head: r.col });
+// Results in ms (start+join) and in other units (queue and pipe) go to separate tables.
+const msResults = results.filter((r) => r.unit === undefined);
+const unitResults = results.filter((r) => r.unit !== undefined);
+const byKey = new Map(msResults.map((r) => [`${r.id}|${r.col}`, r]));
+const cols = COLUMNS.filter((c) => msResults.some((r) => r.col === c.col));
+for (const r of msResults) if (!cols.some((c) => c.col === r.col)) cols.push({ col: r.col, head: r.col });
 
 function cell(r) {
   if (!r) return "—";
@@ -387,7 +443,7 @@ function cell(r) {
 }
 
 const rows = [...ROWS];
-for (const r of results) {
+for (const r of msResults) {
   if (!rows.some((row) => row.id === r.id)) rows.push({ id: r.id, label: r.label });
 }
 const lines = [];
@@ -402,7 +458,7 @@ for (const row of rows) {
   if (cells.every((c) => c === "—")) continue;
   lines.push(`| ${row.label} | ${cells.join(" | ")} |`);
 }
-const ns = [...new Set(results.map((r) => r.n))];
+const ns = [...new Set(msResults.map((r) => r.n))];
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -430,15 +486,101 @@ for (const ratio of RATIOS) {
   rl.push(`| ${ratio.label}${ratio.target ? ` (target ≤ ${ratio.target}×)` : ""} | ${cells.join(" | ")} |`);
 }
 
-console.log(`\n## Process start+join latency (ms)\n`);
-console.log(lines.join("\n"));
-console.log(`\nn = ${ns.join("/")} samples per cell (rounds × reps, after warm-up). ⚠ = the run had > 0.25 cores of foreign load.`);
-console.log(`\n## polyproc ÷ raw primitive (same runtime, same run)\n`);
-console.log(rl.join("\n"));
+if (msResults.length) {
+  console.log(`\n## Process start+join latency (ms)\n`);
+  console.log(lines.join("\n"));
+  console.log(`\nn = ${ns.join("/")} samples per cell (rounds × reps, after warm-up). ⚠ = the run had > 0.25 cores of foreign load.`);
+  console.log(`\n## polyproc ÷ raw primitive (same runtime, same run)\n`);
+  console.log(rl.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------- queue and pipe table
+const targetLines = []; // every target checked: "✓ ..." / "✗ ..."
+if (unitResults.length) {
+  const byId = new Map(unitResults.map((r) => [`${r.id}|${r.col}`, r]));
+  const notes = []; // footnotes for skipped cells
+  const noteMark = (text) => {
+    let i = notes.indexOf(text);
+    if (i < 0) i = notes.push(text) - 1;
+    return `[${i + 1}]`;
+  };
+  const rate = (x, unit) => {
+    if (unit === "items/s") return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0);
+    return fmt(x);
+  };
+  const qcell = (r, unit) => {
+    if (!r) return "—";
+    if (r.skipped !== undefined) return `— ${noteMark(r.skipped)}`;
+    const warn = r.foreign_cores !== null && r.foreign_cores > 0.25 ? " ⚠" : "";
+    return `${rate(r.median, unit)} (${rate(r.min, unit)}–${rate(r.max, unit)})${warn}`;
+  };
+  const has = (r) => r && r.skipped === undefined;
+  const ratioText = (a, b) => {
+    if (!has(a) || !has(b)) return "—";
+    const per = (a.round_values ?? []).map((x, i) => x / (b.round_values ?? [])[i]).filter(Number.isFinite);
+    const range = per.length > 1 && b.col === a.col ? ` [${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)}]` : "";
+    return `${(a.median / b.median).toFixed(2)}×${range}`;
+  };
+  const jsCols = COLUMNS.filter((c) => !c.col.startsWith("python") && unitResults.some((r) => r.col === c.col));
+  const pythonNote = skippedRuntimes.get("python") ??
+    (opts.runtimes.includes("python") ? null : "not run (--runtime)");
+  const ql = [];
+  ql.push("| metric / runtime | polyproc | raw primitive | polyproc ÷ raw [per round] | Python mp | polyproc ÷ Python | target |");
+  ql.push("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const { family, method, target } of QUEUE_ROWS) {
+    const fam = QUEUE_FAMILIES[family];
+    const pyRes = byId.get(`${family}.python|python`);
+    const pyCell = pyRes ? qcell(pyRes, fam.unit) : pythonNote ? `— ${noteMark(`Python: ${pythonNote}`)}` : "—";
+    const pyHead = pyRes?.label?.match(/\((\w+)\)$/)?.[1];
+    ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better; ${RAW_ANCHOR[method]}` +
+      `${pyHead ? `; Py: ${family === "pipe_rt" ? "mp.Pipe" : "mp.Queue"}, ${pyHead}` : ""}) | | | | | | |`);
+    for (const c of jsCols) {
+      const pp = byId.get(`${family}.polyproc.${method}|${c.col}`);
+      const raw = byId.get(`${family}.raw.${method}|${c.col}`);
+      if (!pp && !raw) continue;
+      let mark = "";
+      if (has(pp)) {
+        let goal = null;
+        if (target.min !== undefined) goal = target.min;
+        else if (has(pyRes)) goal = pyRes.median * target.factor;
+        if (goal !== null) {
+          const met = fam.better === "higher" ? pp.median >= goal : pp.median <= goal;
+          mark = met ? " ✓" : " ✗";
+          targetLines.push(`${met ? "✓" : "✗"} ${c.head}: ${fam.short}, "${method}": ` +
+            `${rate(pp.median, fam.unit)} ${fam.unit} vs target ${target.text}` +
+            (target.min === undefined ? ` = ${rate(goal, fam.unit)} ${fam.unit}` : ""));
+        } else {
+          mark = " ?";
+          targetLines.push(`? ${c.head}: ${fam.short}, "${method}": no Python figure to compare with`);
+        }
+      } else {
+        targetLines.push(`— ${c.head}: ${fam.short}, "${method}": not measured` +
+          (pp?.skipped ? ` (${pp.skipped})` : ""));
+      }
+      ql.push(`| ${c.head} | ${qcell(pp, fam.unit)} | ${qcell(raw, fam.unit)} | ${ratioText(pp, raw)} | ${pyCell} | ` +
+        `${ratioText(pp, pyRes)} | ${target.text}${mark} |`);
+    }
+  }
+  // Results with ids outside QUEUE_ROWS still get shown.
+  const known = new Set(QUEUE_ROWS.flatMap(({ family, method }) =>
+    [`${family}.polyproc.${method}`, `${family}.raw.${method}`, `${family}.python`]));
+  const extra = unitResults.filter((r) => !known.has(r.id));
+  for (const r of extra) ql.push(`| (other) ${r.label} [${r.col}] | ${qcell(r, r.unit)} ${r.unit} | | | | | |`);
+
+  const qn = [...new Set(unitResults.filter(has).map((r) => r.n))];
+  console.log(`\n## Queues and pipes: polyproc vs raw primitive vs Python multiprocessing (same run)\n`);
+  console.log(ql.join("\n"));
+  console.log(`\nCells: median of ${qn.join("/")} rounds (min–max over rounds); each round starts fresh children and ` +
+    `excludes their start-up (throughput: first item received → last). Ratios are polyproc ÷ anchor in the row's unit ` +
+    `(throughput: > 1 is faster; round trip: < 1 is faster); [per round] pairs the rounds of one program run. ` +
+    `⚠ = the run had > 0.25 cores of foreign load.`);
+  if (notes.length) console.log("\n" + notes.map((n, i) => `[${i + 1}] ${n}`).join("\n"));
+}
 const versions = [...new Set(runs.map((r) => r.runtime))].join(", ");
-console.log(`\nRuns: ${runs.map((r) => `${r.runtime} ${r.wall_s.toFixed(1)} s` +
+console.log(`\nRuns: ${runs.map((r) => `${r.bench} / ${r.runtime} ${r.wall_s.toFixed(1)} s` +
   (r.foreign_cores === null ? "" : ` (foreign ${r.foreign_cores.toFixed(2)})`)).join("; ")}. Total ${elapsed().toFixed(1)} s.`);
 if (misses.length) console.log(`\nAbove target:\n${misses.map((m) => "  - " + m).join("\n")}`);
+if (targetLines.length) console.log(`\nQueue and pipe targets:\n${targetLines.map((m) => "  " + m).join("\n")}`);
 if (opts.json) {
   writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), runtimes: versions, runs, results }, null, 2));
   console.log(`\nWrote ${opts.json}`);

@@ -1,6 +1,11 @@
-"""Python baseline for scripts/bench_process.ts: multiprocessing Process(noop).start()+join().
+"""Python baselines for scripts/bench_process.ts (Process(noop).start()+join()) and for
+scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip).
 
-    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10]
+    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue]
+        [--queue-rounds=3] [--queue-warmup=1] [--small=200000] [--big=20000] [--size=10240]
+        [--trips=10000] [--trip-warmup=1000]
+
+--rounds, when given, sets --queue-rounds too (scripts/bench.mjs passes one --rounds to every program).
 
 Same method as bench_process.ts: a warm-up (which also starts the forkserver), then
 `rounds` rounds in which every metric runs `reps` times in a row, the order rotating
@@ -9,6 +14,15 @@ join(). Python's own raw primitives are measured too, for Python's own ratio:
 subprocess.run([python3, empty script]) (what "spawn" launches) and os.fork() +
 waitpid (what "fork" does). Prints `##RESULT {json}` lines like bench_process.ts, with
 `col` = python-spawn / python-forkserver / python-fork.
+
+Queue and pipe (col `python`, the default start method; its start-up is not measured), as
+bench_queue.ts measures polyproc: a producer child puts `small` ints (then `big` copies of one
+`size`-byte bytes object) on a `ctx.Queue()` and the parent gets them; items/s (MiB/s) from the
+first item received to the last. Pipe: the parent sends an int on a duplex `ctx.Pipe()` and
+receives an echo child's reply; after `trip-warmup` round trips, the mean of `trips`, in µs.
+Each sample has a fresh child; `queue-warmup` rounds with a tenth of the work, then `queue-rounds`
+rounds with a rotating order; a result is the median of the rounds. These results carry `unit`, `better`, `median`,
+`min`, `max` and `round_values` instead of the `*_ms` fields.
 """
 import json
 import multiprocessing as mp
@@ -47,6 +61,107 @@ def raw_fork():
     os.waitpid(pid, 0)
 
 
+def produce_ints(q, n):
+    for i in range(n):
+        q.put(i)
+
+
+def produce_bytes(q, n, size):
+    item = b"x" * size
+    for _ in range(n):
+        q.put(item)
+
+
+def echo(conn):
+    while True:
+        m = conn.recv()
+        if m is None:
+            break
+        conn.send(m)
+    conn.close()
+
+
+def mp_queue(ctx, kind, opts):
+    def run():
+        n = opts["small"] if kind == "ints" else opts["big"]
+        q = ctx.Queue()
+        args = (q, n) if kind == "ints" else (q, n, opts["size"])
+        p = ctx.Process(target=produce_ints if kind == "ints" else produce_bytes, args=args)
+        p.start()
+        q.get()
+        t0 = time.perf_counter()
+        last = None
+        for _ in range(n - 1):
+            last = q.get()
+        dt = time.perf_counter() - t0
+        p.join()
+        if p.exitcode != 0 or (last != n - 1 if kind == "ints" else len(last) != opts["size"]):
+            raise RuntimeError(f"mp.Queue {kind}: bad child exit {p.exitcode} or last item")
+        q.close()
+        q.join_thread()
+        return (n - 1) / dt if kind == "ints" else (n - 1) * opts["size"] / (1024 * 1024) / dt
+    return run
+
+
+def mp_pipe(ctx, opts):
+    def run():
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=echo, args=(b,))
+        p.start()
+        b.close()
+        for i in range(opts["trip-warmup"]):
+            a.send(i)
+            if a.recv() != i:
+                raise RuntimeError("mp.Pipe: wrong echo")
+        t0 = time.perf_counter()
+        for i in range(opts["trips"]):
+            a.send(i)
+            a.recv()
+        us = (time.perf_counter() - t0) * 1e6 / opts["trips"]
+        a.send(None)
+        p.join()
+        a.close()
+        return us
+    return run
+
+
+def queue_metrics(opts):
+    """bench_queue.ts's Python anchors; prints their ##RESULT lines."""
+    ctx = mp.get_context()
+    method = ctx.get_start_method()
+    metrics = [  # (id, label, unit, better, run)
+        ("q_small.python", f"mp.Queue {opts['small']} small ints, child → parent ({method})", "items/s", "higher",
+         mp_queue(ctx, "ints", opts)),
+        ("q_bytes.python", f"mp.Queue {opts['big']} × {opts['size']} B bytes, child → parent ({method})", "MiB/s",
+         "higher", mp_queue(ctx, "bytes", opts)),
+        ("pipe_rt.python", f"mp.Pipe round trip with an echo child, mean of {opts['trips']} ({method})", "µs",
+         "lower", mp_pipe(ctx, opts)),
+    ]
+    wall = time.perf_counter()
+    full = {k: opts[k] for k in ("small", "big", "trips")}
+    for _ in range(opts["queue-warmup"]):  # with a tenth of the work, as bench_queue.ts
+        opts.update({k: v // 10 for k, v in full.items()})
+        for m in metrics:
+            m[4]()
+        opts.update(full)
+    values = [[] for _ in metrics]
+    for r in range(opts["queue-rounds"]):
+        for k in range(len(metrics)):
+            i = (k + r) % len(metrics)
+            values[i].append(metrics[i][4]())
+    print(f"\nCPython {sys.version.split()[0]} queue/pipe ({method}): {opts['queue-rounds']} rounds after "
+          f"{opts['queue-warmup']} warm-up, {time.perf_counter() - wall:.1f} s")
+    r4 = lambda x: float(f"{x:.4g}")
+    for (mid, label, unit, better, _), vs in zip(metrics, values):
+        med = statistics.median(vs)
+        print("##RESULT " + json.dumps({
+            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": better,
+            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
+            "round_values": [r4(v) for v in vs],
+        }, ensure_ascii=False))
+        print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
+
+
 def adopt_orphans():
     """Become a child subreaper (Linux), so that the forkserver and resource tracker,
     which multiprocessing does not wait for, are reaped here and their CPU time counts
@@ -74,12 +189,24 @@ def reap_helpers():
 
 def main():
     adopt_orphans()
-    opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10}
+    opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10, "queue-rounds": 3, "queue-warmup": 1,
+            "small": 200_000, "big": 20_000, "size": 10_240, "trips": 10_000, "trip-warmup": 1_000}
+    only = {"start", "queue"}
     for arg in sys.argv[1:]:
         key, _, value = arg.lstrip("-").partition("=")
-        if key not in opts or not value:
+        if key == "only":
+            only = set(value.split(","))
+            continue
+        if key not in opts or not value.isdigit():
             sys.exit(f"bench_python: unknown argument {arg}")
         opts[key] = int(value)
+        if key == "rounds":
+            opts["queue-rounds"] = int(value)
+    if "queue" in only:
+        queue_metrics(opts)
+    if "start" not in only:
+        reap_helpers()
+        return
 
     fd, empty = tempfile.mkstemp(suffix=".py", prefix="polyproc-bench-")
     os.close(fd)
