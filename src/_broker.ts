@@ -128,14 +128,9 @@ class QueueState {
   buffer = new Deque<Uint8Array>();
   /** Local callers waiting, in order; only the first has a request at the broker. */
   getters: Getter[] = [];
-  /**
-   * The one get request at the broker for this queue (for the first getter, or a
-   * prefetch): one at a time, so no item arrives that nobody asked for.
-   */
+  /** The one get request at the broker for this queue (for the first getter): one at a time. */
   inflight: number | undefined;
-  /** The buffer came from a batch: keep it (else unwanted items go straight back). */
-  batched = false;
-  lastBatch = 0;
+  inflightFor: Getter | undefined;
   /** This queue's "ack 1" frame, made once. */
   ackFrame: Uint8Array | undefined;
   /** A failure of buffered puts (shutdown, closed), thrown by the next put or flush. */
@@ -424,6 +419,7 @@ export class BrokerClient {
     clearTimeout(getter.timer);
     const t = getter.deadline === undefined ? null : Math.max(0, getter.deadline - performance.now());
     st.inflight = this.#request({ op: "get", q, b: getter.block, t, m: BATCH }, { op: "get", q, getter });
+    st.inflightFor = getter;
   }
 
   /** The number of items put and not yet got (approximate, as in Python). */
@@ -467,6 +463,16 @@ export class BrokerClient {
    */
   shutdown(id: number, options: { immediate?: boolean } = {}): Promise<void> {
     return this.#call(checkId(id), { op: "shutdown", i: options.immediate === true }) as Promise<void>;
+  }
+
+  /**
+   * Counts pipe ends sending into the queue: "own" (made here), "lend" (a copy on
+   * its way to a child), "adopt" (this isolate took a lent copy over), "drop" (one
+   * closed). When none is left, or the last holder's connection ends, the queue
+   * shuts down: readers see end of file.
+   */
+  writers(id: number, kind: "own" | "lend" | "adopt" | "drop"): Promise<void> {
+    return this.#call(checkId(id), { op: "writers", k: kind }) as Promise<void>;
   }
 
   /** Drops this client's reference to the queue; the last reference frees it. */
@@ -640,6 +646,7 @@ export class BrokerClient {
     if (message === undefined) return this.#socket.destroy();
     const { header: h, items } = message;
     if (h.op === "revoke") return this.#revoke(h.q as number);
+    if (h.op === "push") return this.#pushed(h.q as number, items);
     const r = h.r as number;
     const pending = this.#pending.get(r);
     if (pending === undefined) return;
@@ -672,46 +679,47 @@ export class BrokerClient {
     });
   }
 
-  #got(q: number, items: Uint8Array[], error: BrokerError | undefined, getter?: Getter): void {
+  /** Items the broker streams to this lone consumer, ahead of need. */
+  #pushed(q: number, items: Uint8Array[]): void {
     const st = this.#state(q);
-    st.inflight = undefined;
     for (const item of items) st.buffer.push(item);
-    if (items.length > 1) {
-      st.batched = true;
-      st.lastBatch = items.length;
-    }
-    // Hand out in order.
+    this.#handOut(q, st);
+  }
+
+  /** Serves waiting getters from the buffer, in order. */
+  #handOut(q: number, st: QueueState): void {
     while (st.buffer.length > 0 && st.getters.length > 0) {
       const g = st.getters.shift()!;
       g.done = true;
       clearTimeout(g.timer);
+      // Served by a push: its own request would only bring an item nobody wants.
+      if (g === st.inflightFor && st.inflight !== undefined) this.#send({ op: "cancel", r: st.inflight });
       g.resolve(this.#take(q, st));
     }
-    // The getter this request was for gets the broker's "empty" or "shutdown" (a
-    // prefetch's "empty" means no batch for now, and is no one's business).
+  }
+
+  #got(q: number, items: Uint8Array[], error: BrokerError | undefined, getter?: Getter): void {
+    const st = this.#state(q);
+    st.inflight = st.inflightFor = undefined;
+    for (const item of items) st.buffer.push(item);
+    this.#handOut(q, st);
+    // The getter this request was for gets the broker's "empty" or "shutdown".
     if (error && getter && !getter.done && error.kind !== "cancelled") this.#drop(q, st, getter, error);
-    // An item whose getter gave up while it travelled goes straight back, so that it
-    // cannot sit here while another consumer waits.
-    if (!st.batched && st.buffer.length > 0) this.#giveBack(q, st);
+    // An item whose getter gave up while it travelled stays for the next get: the
+    // broker serves no other consumer meanwhile, and revokes it if one waits.
     this.#pump(q, st);
   }
 
-  /** The next item, acknowledged (see #ack); asks for more ahead of need when batching. */
+  /** The next item, acknowledged (see #ack). */
   #take(q: number, st: QueueState): Uint8Array {
     const item = st.buffer.shift()!;
     this.#ack(q);
-    if (st.buffer.length === 0) st.batched = false;
-    else if (st.batched && st.inflight === undefined && st.buffer.length === st.lastBatch >> 1) {
-      // Half way through a batch: ask for the next (a batch or nothing, see the server).
-      st.inflight = this.#request({ op: "get", q, b: false, t: null, m: BATCH, p: 1 }, { op: "get", q });
-    }
     return item;
   }
 
   #giveBack(q: number, st: QueueState): void {
     this.#send({ op: "unlease", q, n: st.buffer.length });
     st.buffer.clear();
-    st.batched = false;
   }
 
   /** Another consumer waits: what this one has not handed out goes back. */

@@ -7,10 +7,12 @@
  * *lease*: the items stay on the server's books until the client acknowledges that
  * it handed them to its caller (it does so before the caller can see them). When a
  * connection closes, its unacknowledged items go back to the front of their queue.
- * The same lease lets a lone fast consumer take items in batches (far fewer round
- * trips); a batch it has not used yet is *revoked* (given back) as soon as another
- * consumer waits, and nobody is served past older items that a batch may still hold,
- * so items leave a queue in FIFO order however many consumers there are.
+ * The same lease lets a lone consumer take items ahead of need: once it has had a
+ * queue to itself for a while, the server *streams* items to it, keeping up to a
+ * window of them unacknowledged (its acks reopen the window), so it never waits a
+ * round trip. What it has not used yet is *revoked* (given back) as soon as another
+ * consumer waits, and nobody is served past older items that such a consumer may
+ * still hold, so items leave a queue in FIFO order however many consumers there are.
  *
  * @module
  */
@@ -28,10 +30,13 @@ import {
 import { Deque } from "./_deque.ts";
 import type { NetSocket } from "./runtime/types.ts";
 
-/** How many grants in a row one connection must get before it may take batches. */
+/** How many grants in a row one connection must get before items stream to it. */
 const STREAK = 32;
-/** A batch stops growing at this many bytes (it always holds at least one item). */
-const MAX_BATCH_BYTES = 1 << 20;
+/** A streaming consumer holds at most this many unacknowledged items, or bytes. */
+const WINDOW_ITEMS = 512;
+const WINDOW_BYTES = 1 << 20;
+/** A frame of items stops growing at this many bytes (it always holds one item). */
+const FRAME_BYTES = 64 * 1024;
 
 interface Entry {
   seq: number;
@@ -41,10 +46,10 @@ interface Entry {
 interface Lease {
   /** Granted and not yet acknowledged, oldest first. */
   items: Deque<Entry>;
-  /** How many items have left the lease (acknowledged or given back). */
-  removed: number;
-  /** Where the last batch ended (in `removed` terms): the client may hold unused items below it. */
-  batchEnd: number;
+  /** Their size in bytes. */
+  bytes: number;
+  /** Items are pushed to this consumer as they come, within the window. */
+  streaming: boolean;
   revoking: boolean;
 }
 
@@ -78,6 +83,9 @@ class BrokerQueue {
   joiners: Waiter[] = [];
   leases = new Map<Conn, Lease>();
   refs = new Map<Conn, number>();
+  /** Open pipe ends that send into this queue, by connection, and copies on their way to a child. */
+  writers = new Map<Conn, number>();
+  lent = 0;
   lastConn: Conn | undefined;
   streak = 0;
 
@@ -93,7 +101,7 @@ class BrokerQueue {
 
 class ProtocolError extends Error {}
 
-const QUEUE_OPS = new Set(["qsize", "taskDone", "join", "shutdown", "release"]);
+const QUEUE_OPS = new Set(["qsize", "taskDone", "join", "shutdown", "release", "writers"]);
 
 function int(value: unknown, min = 0): number {
   if (!Number.isSafeInteger(value) || (value as number) < min) throw new ProtocolError();
@@ -104,10 +112,6 @@ function timeout(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "number" || !(value >= 0)) throw new ProtocolError();
   return value;
-}
-
-function hasBuffered(lease: Lease): boolean {
-  return lease.batchEnd > lease.removed && lease.items.length > 0;
 }
 
 class Conn {
@@ -230,7 +234,7 @@ export class BrokerServer {
       case "put":
         return this.#put(conn, int(h.r), int(h.q), items, h.b !== false, timeout(h.t));
       case "get":
-        return this.#get(conn, int(h.r), int(h.q), int(h.m, 1), h.b !== false, timeout(h.t), h.p === 1);
+        return this.#get(conn, int(h.r), int(h.q), int(h.m, 1), h.b !== false, timeout(h.t));
       case "ack":
         return this.#settle(conn, int(h.q), int(h.n, 1), false);
       case "unlease":
@@ -261,8 +265,39 @@ export class BrokerServer {
       case "release":
         this.#release(conn, q);
         return conn.send({ r });
+      case "writers":
+        this.#writers(conn, q, h.k as string);
+        return conn.send({ r });
     }
     throw new ProtocolError();
+  }
+
+  // Pipe ends count their copies, as Python's file descriptors do: "own" (an end made
+  // here), "lend" (a copy sent to a child), "adopt" (the child took it over), "drop"
+  // (an end closed). The last close, or the death of the last holder, ends the queue.
+  #writers(conn: Conn, q: BrokerQueue, kind: string): void {
+    const mine = q.writers.get(conn) ?? 0;
+    switch (kind) {
+      case "own":
+        q.writers.set(conn, mine + 1);
+        return;
+      case "lend":
+        q.lent++;
+        return;
+      case "adopt":
+        q.writers.set(conn, mine + 1);
+        q.lent = Math.max(0, q.lent - 1);
+        return;
+      case "drop":
+        if (mine <= 1) q.writers.delete(conn);
+        else q.writers.set(conn, mine - 1);
+        return this.#endIfUnwritten(q);
+    }
+    throw new ProtocolError();
+  }
+
+  #endIfUnwritten(q: BrokerQueue): void {
+    if (q.writers.size === 0 && q.lent === 0 && !q.shut) this.#shutdown(q, false);
   }
 
   #open(conn: Conn, id: number, maxsize: number): void {
@@ -333,12 +368,9 @@ export class BrokerServer {
     this.#park(putter, block, ms);
   }
 
-  #get(conn: Conn, r: number, id: number, max: number, block: boolean, ms?: number, prefetch = false): void {
+  #get(conn: Conn, r: number, id: number, max: number, block: boolean, ms?: number): void {
     const q = this.#queues.get(id);
     if (q === undefined) return conn.send({ r, e: "closed" });
-    // A prefetch takes a batch or nothing: a single item the client has no use for
-    // yet would have to come back, and others might meanwhile get younger ones.
-    if (prefetch && !this.#alone(q, conn)) return conn.send({ r, e: "empty" });
     const getter: Getter = { kind: "get", conn, r, q, done: false, max };
     this.#enlist(getter);
     this.#serve(q);
@@ -359,8 +391,11 @@ export class BrokerServer {
     }
     if (lease === undefined || n > lease.items.length) throw new ProtocolError();
     const entries: Entry[] = [];
-    for (let i = 0; i < n; i++) entries.push(lease.items.shift()!);
-    lease.removed += n;
+    for (let i = 0; i < n; i++) {
+      const entry = lease.items.shift()!;
+      lease.bytes -= entry.bytes.length;
+      entries.push(entry);
+    }
     q.leased -= n;
     if (back) {
       lease.revoking = false;
@@ -409,10 +444,43 @@ export class BrokerServer {
     q.joiners = [];
   }
 
-  /** Moves items in from waiting putters and out to waiting getters, as far as they go. */
+  /** Moves items in from waiting putters and out to waiting getters (and streams), as far as they go. */
   #serve(q: BrokerQueue): void {
     this.#servePutters(q);
     this.#serveGetters(q);
+    this.#stream(q);
+  }
+
+  /** Pushes items to a streaming consumer, once half its window is free. */
+  #stream(q: BrokerQueue): void {
+    const conn = q.lastConn;
+    const lease = conn && q.leases.get(conn);
+    if (!lease?.streaming || q.items.length === 0) return;
+    if (!this.#alone(q, conn!)) {
+      lease.streaming = false;
+      return;
+    }
+    if (WINDOW_ITEMS - lease.items.length < WINDOW_ITEMS / 2 || WINDOW_BYTES - lease.bytes < WINDOW_BYTES / 2) return;
+    while (q.items.length > 0 && lease.items.length < WINDOW_ITEMS && lease.bytes < WINDOW_BYTES) {
+      conn!.send({ op: "push", q: q.id }, this.#lend(q, lease, WINDOW_ITEMS - lease.items.length));
+    }
+    // Room was made: putters may move in.
+    this.#servePutters(q);
+  }
+
+  /** Moves up to `max` items (one frame's worth) from the queue onto a lease. */
+  #lend(q: BrokerQueue, lease: Lease, max: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    while (out.length < max && q.items.length > 0 && (out.length === 0 || bytes < FRAME_BYTES)) {
+      const entry = q.items.shift()!;
+      lease.items.push(entry);
+      out.push(entry.bytes);
+      bytes += entry.bytes.length;
+    }
+    lease.bytes += bytes;
+    q.leased += out.length;
+    return out;
   }
 
   #servePutters(q: BrokerQueue): void {
@@ -444,30 +512,32 @@ export class BrokerServer {
     if (q.items.length === 0 && q.shut) {
       // Drained and shut down: a getter is done unless another consumer may still give items back.
       for (const g of q.getters) {
-        if (q.immediate || !this.#leasedElsewhere(q, g.conn)) this.#finish(g, { e: "shutdown" });
+        if (q.immediate || !this.#blocked(q, g.conn)) this.#finish(g, { e: "shutdown" });
       }
       q.getters = q.getters.filter((g) => !g.done);
     }
-    this.#revoke(q);
+    const first = q.getters.find((g) => !g.done);
+    if (first !== undefined) this.#revoke(q, first.conn);
   }
 
-  /** Whether another connection may still hold unused items older than the queue's first. */
+  /**
+   * Whether another connection holds items it has not acknowledged. Then nobody else
+   * is served: those items are older than any in the queue, and may come back (given
+   * back, or left by a consumer that died), so serving past them would break FIFO.
+   * Items handed to a waiting caller are acknowledged at once, so this lasts about
+   * a one-way trip, unless the holder sits on prefetched items: those are revoked.
+   */
   #blocked(q: BrokerQueue, conn: Conn): boolean {
-    for (const [holder, lease] of q.leases) if (holder !== conn && hasBuffered(lease)) return true;
-    return false;
-  }
-
-  #leasedElsewhere(q: BrokerQueue, conn: Conn): boolean {
     for (const [holder, lease] of q.leases) if (holder !== conn && lease.items.length > 0) return true;
     return false;
   }
 
-  /** Asks holders of unused batches to give them back, for the getters that wait. */
-  #revoke(q: BrokerQueue): void {
-    const waiting = new Set(q.getters.map((g) => g.conn));
+  /** Asks every other holder of unacknowledged items to give back what it has not handed out. */
+  #revoke(q: BrokerQueue, waiting: Conn): void {
     for (const [holder, lease] of q.leases) {
-      if (!waiting.has(holder) && !lease.revoking && hasBuffered(lease)) {
+      if (holder !== waiting && !lease.revoking && lease.items.length > 0) {
         lease.revoking = true;
+        lease.streaming = false;
         holder.send({ op: "revoke", q: q.id });
       }
     }
@@ -477,24 +547,16 @@ export class BrokerServer {
     const conn = g.conn;
     let lease = q.leases.get(conn);
     if (lease === undefined) {
-      lease = { items: new Deque(), removed: 0, batchEnd: 0, revoking: false };
+      lease = { items: new Deque(), bytes: 0, streaming: false, revoking: false };
       q.leases.set(conn, lease);
       conn.queues.add(q);
     }
     if (q.lastConn === conn) q.streak++;
     else [q.lastConn, q.streak] = [conn, 1];
-    const max = this.#alone(q, conn) ? g.max : 1;
-    const out: Uint8Array[] = [];
-    let bytes = 0;
-    while (out.length < max && q.items.length > 0 && (out.length === 0 || bytes < MAX_BATCH_BYTES)) {
-      const entry = q.items.shift()!;
-      lease.items.push(entry);
-      out.push(entry.bytes);
-      bytes += entry.bytes.length;
-    }
-    q.leased += out.length;
-    if (out.length > 1) lease.batchEnd = lease.removed + lease.items.length;
-    this.#finish(g, {}, out);
+    // A consumer that asks for more than one item, and has had the queue to itself
+    // for a while, gets a frame's worth now and a stream from here on.
+    lease.streaming = g.max > 1 && this.#alone(q, conn);
+    this.#finish(g, {}, this.#lend(q, lease, lease.streaming ? g.max : 1));
   }
 
   /** Batches only for a consumer that has had the queue to itself for a while. */
@@ -523,6 +585,7 @@ export class BrokerServer {
         q.leased -= lease.items.length;
         this.#giveBack(q, [...lease.items]);
       }
+      if (q.writers.delete(conn)) this.#endIfUnwritten(q);
       if (q.refs.has(conn)) this.#release(conn, q, true);
       if (this.#queues.get(q.id) === q) this.#serve(q);
     }
