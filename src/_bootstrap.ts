@@ -10,6 +10,7 @@ import { setChildIdentity } from "./_child_state.ts";
 import type { StartMessage } from "./_protocol.ts";
 import { inheritStartMethod } from "./_start_method.ts";
 import { flushAll } from "./_shm_fifo.ts";
+import { flushBrokered } from "./_broker_fifo.ts";
 import { Process } from "./process.ts";
 import { runtime } from "./runtime/detect.ts";
 import { unpack } from "./serialization.ts";
@@ -66,5 +67,6 @@ try {
 }
 await Process.finishChildren();
 flushAll(); // what the target put must reach the queue before the child ends
+await flushBrokered();
 closeAllConnections();
 runtime.exit(code);

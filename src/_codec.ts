@@ -80,3 +80,38 @@ export function decodeEncoded(tag: number, bytes: Uint8Array): unknown {
 export function unprepare(item: Prepared): unknown {
   return item instanceof Encoded ? decodeEncoded(item.tag, item.bytes) : item;
 }
+
+/** A prepared item as one self-contained record: a tag byte, then its payload. */
+export function toRecord(item: Prepared): Uint8Array {
+  if (typeof item === "number") {
+    const record = new Uint8Array(9);
+    record[0] = Tag.NUMBER;
+    new DataView(record.buffer).setFloat64(1, item);
+    return record;
+  }
+  if (item instanceof Encoded) {
+    const record = new Uint8Array(1 + item.bytes.length);
+    record[0] = item.tag;
+    record.set(item.bytes, 1);
+    return record;
+  }
+  return Uint8Array.of(item === null ? Tag.NULL : item === undefined ? Tag.UNDEFINED : item ? Tag.TRUE : Tag.FALSE);
+}
+
+/** The value of a record made by {@linkcode toRecord}. */
+export function fromRecord(record: Uint8Array): unknown {
+  switch (record[0]) {
+    case Tag.NULL:
+      return null;
+    case Tag.UNDEFINED:
+      return undefined;
+    case Tag.TRUE:
+      return true;
+    case Tag.FALSE:
+      return false;
+    case Tag.NUMBER:
+      return new DataView(record.buffer, record.byteOffset, 9).getFloat64(1);
+    default:
+      return decodeEncoded(record[0], record.subarray(1));
+  }
+}

@@ -45,8 +45,11 @@ export interface Fifo {
   shutdown(immediate: boolean): void | Promise<void>;
   /** Sends puts that were buffered for batching now. */
   flush?(): void;
-  /** Counts one more pipe end sending into this FIFO. */
-  addWriter(): void;
+  /**
+   * Counts a pipe end sending into this FIFO: "own" (made here), "lend" (a copy on
+   * its way to a child), "adopt" (this isolate took over a lent copy).
+   */
+  addWriter(kind: "own" | "lend" | "adopt"): void;
   /** One sending pipe end closed; after the last, the FIFO ends (readers see end of file). */
   removeWriter(): void;
 }

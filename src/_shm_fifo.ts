@@ -318,9 +318,10 @@ export class SharedFifo {
     }
   }
 
-  /** One more open pipe end sends into this FIFO (a copy of the end is on its way to a child). */
-  addWriter(): void {
-    Atomics.add(this.#i32, WRITERS, 1);
+  /** One more open pipe end sends into this FIFO (made here, or a copy on its way to a child). */
+  addWriter(kind: "own" | "lend" | "adopt"): void {
+    // A lent copy was counted when it left; taking it over changes nothing.
+    if (kind !== "adopt") Atomics.add(this.#i32, WRITERS, 1);
   }
 
   /** A pipe end that sent into this FIFO closed; the last one ends it (end of file). */

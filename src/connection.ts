@@ -180,7 +180,7 @@ export class Connection<T = unknown> {
     const state = { inbox: side(conn.#inbox), outbox: side(conn.#outbox) };
     // The copy counts as open from now, so that closing ours before the child has
     // rebuilt its copy does not end the pipe.
-    conn.#outbox?.addWriter();
+    conn.#outbox?.addWriter("lend");
     return state;
   }
 }
@@ -215,10 +215,10 @@ export function pipe<T = unknown>(options: PipeOptions = {}): [Connection<T>, Co
   if (typeof duplex !== "boolean") throw new TypeError("duplex must be a boolean");
   const method = context === undefined ? getStartMethod() : checkStartMethod(context, "context");
   const forward = openFifo(method, 0);
-  forward.addWriter();
+  forward.addWriter("own");
   if (!duplex) return [connect(method, forward, undefined), connect(method, undefined, forward)];
   const backward = openFifo(method, 0);
-  backward.addWriter();
+  backward.addWriter("own");
   return [connect(method, forward, backward), connect(method, backward, forward)];
 }
 
@@ -228,6 +228,7 @@ registerReducer(Connection, "Connection", {
     const { inbox, outbox } = state as { inbox?: unknown; outbox?: unknown };
     const a = inbox === undefined ? undefined : rebuildFifo(inbox);
     const b = outbox === undefined ? undefined : rebuildFifo(outbox);
+    b?.fifo.addWriter("adopt");
     return connect((a ?? b)!.method, a?.fifo, b?.fifo);
   },
 });

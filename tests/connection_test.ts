@@ -7,9 +7,8 @@ import { METHODS } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
 const test = baseTest;
-// The "process" start method's pipes are served by a broker that is not wired in yet.
-const skipUntilBroker = (name: string, ..._: unknown[]) =>
-  baseTest(name, { skip: 'pipes under "process" wait for the broker (issue 3, in progress)' }, () => {});
+
+
 
 test("pipe() rejects bad options", () => {
   assert.throws(() => pipe({ duplex: "yes" as never }), TypeError);
@@ -19,7 +18,7 @@ test("pipe() rejects bad options", () => {
 for (const method of METHODS) {
   const ctx = getContext(method);
   const opts = { context: method };
-  const test = method === "process" ? skipUntilBroker : baseTest;
+
 
   test(`[${method}] an echo child: send/recv, sendBytes/recvBytes, poll, 16 MiB, then EOFError (test_connection)`, T, async () => {
     const [conn, child] = pipe(opts);

@@ -15,13 +15,11 @@ const EXPECTED: Record<string, string> = {
     "extra taskDone -> RangeError: taskDone() called too many times\n",
   "06_pipe.ts": 'child got "hello"\n[1,2,{"k":"v"}]\nEOFError after child closed its end\n',
 };
-// Queues and pipes under "process" are served by a broker that is not wired in yet.
-const NEEDS_BROKER = new Set(["03_queue_copy.ts", "04_producer_consumer.ts", "05_joinable_queue.ts", "06_pipe.ts"]);
+
 
 for (const method of METHODS) {
   for (const [file, expected] of Object.entries(EXPECTED)) {
-    const skip = method === "process" && NEEDS_BROKER.has(file) && 'queues and pipes under "process" wait for the broker (issue 3, in progress)';
-    test(`[${method}] examples/${file} prints what the Python original prints`, { timeout: 60_000, skip }, async () => {
+    test(`[${method}] examples/${file} prints what the Python original prints`, { timeout: 60_000 }, async () => {
       const run = await runProgram(`../../examples/${file}`, [method]);
       assert.equal(run.stdout, expected, run.stderr);
       assert.equal(run.code, 0);

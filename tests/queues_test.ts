@@ -17,9 +17,8 @@ import { METHODS, runProgram, tempPath, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
 const test = baseTest;
-// The "process" start method's queues are served by a broker that is not wired in yet.
-const skipUntilBroker = (name: string, ..._: unknown[]) =>
-  baseTest(name, { skip: 'queues under "process" wait for the broker (issue 3, in progress)' }, () => {});
+
+
 
 test("Queue() rejects a bad maxsize with TypeError/RangeError", () => {
   assert.throws(() => new Queue(-1), RangeError);
@@ -31,7 +30,7 @@ test("Queue() rejects a bad maxsize with TypeError/RangeError", () => {
 for (const method of METHODS) {
   const ctx = getContext(method);
   const opts = { context: method };
-  const test = method === "process" ? skipUntilBroker : baseTest;
+
 
   test(`[${method}] put() on a full queue: QueueFullError at once or after the timeout (test_put)`, T, async () => {
     const queue = new Queue<number>(6, opts);
