@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { inheritBroker } from "./_broker.ts";
+import { flushBrokersNow, inheritBroker, settleBrokers } from "./_broker.ts";
 import { setChildIdentity } from "./_child_state.ts";
 import type { StartMessage } from "./_protocol.ts";
 import { inheritStartMethod } from "./_start_method.ts";
@@ -50,6 +50,7 @@ if (start.startMethod === "process") runtime.watchParent(start.parent.pid, () =>
 runtime.onExit(() => {
   flushAll();
   closeAllConnections();
+  flushBrokersNow();
 });
 runtime.onUncaughtError((err) => {
   report(err);
@@ -68,5 +69,6 @@ try {
 await Process.finishChildren();
 flushAll(); // what the target put must reach the queue before the child ends
 await flushBrokered();
+await settleBrokers(); // the broker has every ack: nothing this child got is delivered again
 closeAllConnections();
 runtime.exit(code);

@@ -480,6 +480,27 @@ export class BrokerClient {
     return this.#call(checkId(id), { op: "release" }) as Promise<void>;
   }
 
+  /**
+   * Resolves once the broker has everything this client sent so far (puts, acks),
+   * and has confirmed every buffered put. A process that ends after this loses
+   * nothing it put and gets nothing it acknowledged delivered again (Deno may still
+   * hold written bytes when a process exits at once).
+   */
+  async settle(): Promise<void> {
+    if (this.#closed) return;
+    const ids = [...this.#queues].filter(([, st]) => st.unconfirmed > 0).map(([id]) => id);
+    await Promise.all([this.#call(0, { op: "sync" }), ...ids.map((id) => this.flush(id))]);
+  }
+
+  /**
+   * Writes what waits to be sent (batched puts, acks) now, synchronously: for exit
+   * handlers, where no later turn of the event loop comes. (Node hands the bytes to
+   * the OS at once; Deno and Bun may still hold them.)
+   */
+  flushNow(): void {
+    this.#flush();
+  }
+
   /** Closes the connection: pending calls fail with kind "closed"; prefetched items go back. */
   close(): void {
     if (this.#closed) return;
@@ -504,7 +525,8 @@ export class BrokerClient {
   #call(q: number, header: Record<string, unknown>): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#closed);
     return new Promise((resolve, reject) => {
-      this.#request(header.op === "create" ? header : { ...header, q }, { op: "call", q, call: { resolve, reject } });
+      const global = header.op === "create" || header.op === "sync";
+      this.#request(global ? header : { ...header, q }, { op: "call", q, call: { resolve, reject } });
     });
   }
 
@@ -760,6 +782,7 @@ interface BrokerState {
 }
 const state: BrokerState = {};
 const clients = new Map<string, Promise<BrokerClient>>();
+const connected = new Set<BrokerClient>();
 const MAIN = new URL(`./_broker_main${/\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".js"}`, import.meta.url);
 
 function programAuthkey(): Uint8Array {
@@ -814,13 +837,31 @@ export function connectBroker(path: string): Promise<BrokerClient> {
       const owned = path === state.path && state.ready !== undefined;
       if (owned) await state.ready;
       const c = await BrokerClient.connect(path, programAuthkey(), { lazyAcks: owned });
-      c.onClose = () => clients.delete(path);
+      connected.add(c);
+      c.onClose = () => {
+        clients.delete(path);
+        connected.delete(c);
+      };
       return c;
     })();
     clients.set(path, client);
     client.catch(() => clients.delete(path));
   }
   return client;
+}
+
+/**
+ * {@linkcode BrokerClient.settle} for every client of this isolate: a child awaits
+ * this before it ends. Failures of buffered puts are ignored here (the puts that
+ * made them have been told, or will be by the next put).
+ */
+export async function settleBrokers(): Promise<void> {
+  await Promise.all([...connected].map((client) => client.settle().catch(() => {})));
+}
+
+/** {@linkcode BrokerClient.flushNow} for every client of this isolate: for exit handlers. */
+export function flushBrokersNow(): void {
+  for (const client of connected) client.flushNow();
 }
 
 /** What a child is handed in its start message: the program's key, and the broker's socket if any. */

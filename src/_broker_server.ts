@@ -241,6 +241,9 @@ export class BrokerServer {
         return this.#settle(conn, int(h.q), int(h.n), true);
       case "cancel":
         return this.#cancel(conn, int(h.r));
+      case "sync":
+        // Everything this connection sent before has been read: say so.
+        return conn.send({ r: int(h.r) });
     }
     if (!QUEUE_OPS.has(h.op as string)) throw new ProtocolError();
     const r = int(h.r);

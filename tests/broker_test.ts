@@ -2,13 +2,14 @@
 // grandchildren that reach it directly, dying consumers, and hostile peers.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
 import { getContext } from "../mod.ts";
 import { BrokerClient, type BrokerError, brokerForChild, brokerPath, getBroker, newQueueId } from "../src/_broker.ts";
 import { decode, encode, self as targets } from "./fixtures/broker_targets.ts";
-import { fixture, METHODS, runtimeKey } from "./_helpers.ts";
+import { fixture, METHODS, runtimeKey, tempPath } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 const { Process } = getContext("process");
@@ -262,6 +263,30 @@ test("broker: a consumer killed while blocked in get() takes nothing with it", T
     p.kill();
     await client.release(q);
     await client.release(ready);
+  }
+});
+
+test("broker: consumers that end at once have everything they got acknowledged: nothing comes back", T, async () => {
+  const client = await getBroker();
+  const q = await client.create();
+  const n = 600;
+  for (let i = 0; i < n; i++) void client.put(q, encode(i), { buffered: true });
+  await client.flush(q);
+  const files = [0, 1, 2].map(() => tempPath("got.txt"));
+  try {
+    for (const file of files) {
+      // One at a time, so that the later ones get items streamed to them.
+      const p = new Process({ target: targets.getToFile, args: [q, file, 150] });
+      p.start();
+      await p.join();
+      assert.equal(p.exitCode, 0);
+    }
+    const got = files.flatMap((file) => readFileSync(file, "utf8").trim().split("\n").map(Number));
+    const rest = await getAll(client, q, n - got.length);
+    await rejectsWith(client.get(q, { block: false }), "empty");
+    assert.deepEqual([...got, ...rest], [...Array(n).keys()], "every item once, in order");
+  } finally {
+    await client.release(q);
   }
 });
 
