@@ -140,7 +140,7 @@ function resolveBinary(name) {
 function commandFor(rt, files) {
   switch (rt) {
     case "node":
-      return [process.execPath, "--import", "tsx", "--test", "--test-reporter=tap", ...files];
+      return [process.execPath, "--import", "tsx", "--test", "--test-concurrency=3", "--test-reporter=tap", ...files];
     case "deno":
       return [resolveBinary("deno"), "test", ...DENO_FLAGS, "--parallel", ...files];
     case "bun":
