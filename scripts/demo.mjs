@@ -8,10 +8,11 @@
 //
 // Exit code 1 if any run exits non-zero (or times out), or if there are no examples.
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { resolveBinary } from "./_runtimes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["deno", "bun", "node"];
@@ -44,66 +45,13 @@ const opts = { runtimes: [], timeoutS: 120, paths: [] };
   opts.runtimes.sort((a, b) => RUNTIMES.indexOf(a) - RUNTIMES.indexOf(b));
 }
 
-// ---------------------------------------------------------------------------------------------- binaries
-// Same lookup as scripts/test.mjs: the platform package's native binary, else the npm package's, else the
-// node_modules/.bin shim, else PATH.
-function looksNative(file) {
-  try {
-    const fd = openSync(file, "r");
-    const b = Buffer.alloc(4);
-    readSync(fd, b, 0, 4, 0);
-    closeSync(fd);
-    const hex = b.toString("hex");
-    return hex === "7f454c46" || ["cffaedfe", "cefaedfe", "feedfacf", "feedface", "cafebabe"].includes(hex);
-  } catch {
-    return false;
-  }
-}
-
-function isExecutable(file) {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function platformDirs(scopeDir, prefix) {
-  try {
-    return readdirSync(scopeDir)
-      .filter((d) => d.startsWith(prefix))
-      .sort((a, b) => a.length - b.length || a.localeCompare(b))
-      .map((d) => path.join(scopeDir, d));
-  } catch {
-    return [];
-  }
-}
-
-function resolveBinary(name) {
-  const nm = path.join(ROOT, "node_modules");
-  const plat = process.platform;
-  const native = [];
-  if (name === "deno") {
-    native.push(...platformDirs(path.join(nm, "@deno"), `${plat}-${process.arch}`).map((d) => path.join(d, "deno")));
-    native.push(path.join(nm, "deno", "deno"));
-  } else {
-    const arch = process.arch === "arm64" ? "aarch64" : process.arch;
-    native.push(...platformDirs(path.join(nm, "@oven"), `bun-${plat}-${arch}`).map((d) => path.join(d, "bin", "bun")));
-    native.push(path.join(nm, "bun", "bin", "bun.exe"));
-  }
-  for (const f of native) if (isExecutable(f) && looksNative(f)) return f;
-  const shim = path.join(nm, ".bin", name);
-  if (isExecutable(shim)) return shim;
-  return name;
-}
 
 function commandFor(rt, file) {
   switch (rt) {
     case "deno":
-      return [resolveBinary("deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
+      return [resolveBinary(ROOT, "deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
     case "bun":
-      return [resolveBinary("bun"), file];
+      return [resolveBinary(ROOT, "bun"), file];
     case "node":
       return [process.execPath, "--import", "tsx", file];
   }

@@ -14,10 +14,11 @@
 // runtimes. A runtime that breaks without reporting a failing test (non-zero exit, no parsable summary,
 // zero tests run, timeout) counts as 1 failed. Exit code 0 only if every runtime passed.
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { resolveBinary } from "./_runtimes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["node", "deno", "bun"];
@@ -81,60 +82,6 @@ function collectFiles() {
   return [...files].map((f) => path.relative(ROOT, f) || f).sort();
 }
 
-// ---------------------------------------------------------------------------------------------- binaries
-function looksNative(file) {
-  // A real binary rather than an npm placeholder/shim: ELF or Mach-O magic.
-  try {
-    const fd = openSync(file, "r");
-    const b = Buffer.alloc(4);
-    readSync(fd, b, 0, 4, 0);
-    closeSync(fd);
-    const hex = b.toString("hex");
-    return hex === "7f454c46" || ["cffaedfe", "cefaedfe", "feedfacf", "feedface", "cafebabe"].includes(hex);
-  } catch {
-    return false;
-  }
-}
-
-function isExecutable(file) {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function platformDirs(scopeDir, prefix) {
-  // e.g. node_modules/@deno/linux-x64-glibc, node_modules/@oven/bun-linux-x64 (exact platform match first).
-  try {
-    return readdirSync(scopeDir)
-      .filter((d) => d.startsWith(prefix))
-      .sort((a, b) => a.length - b.length || a.localeCompare(b))
-      .map((d) => path.join(scopeDir, d));
-  } catch {
-    return [];
-  }
-}
-
-function resolveBinary(name) {
-  const nm = path.join(ROOT, "node_modules");
-  const plat = process.platform;
-  const native = [];
-  if (name === "deno") {
-    const arch = process.arch; // @deno/linux-x64-glibc, @deno/linux-arm64-glibc, @deno/darwin-arm64 ...
-    native.push(...platformDirs(path.join(nm, "@deno"), `${plat}-${arch}`).map((d) => path.join(d, "deno")));
-    native.push(path.join(nm, "deno", "deno"));
-  } else {
-    const arch = process.arch === "arm64" ? "aarch64" : process.arch; // @oven/bun-linux-x64, @oven/bun-linux-aarch64 ...
-    native.push(...platformDirs(path.join(nm, "@oven"), `bun-${plat}-${arch}`).map((d) => path.join(d, "bin", "bun")));
-    native.push(path.join(nm, "bun", "bin", "bun.exe")); // replaced by the real binary by bun's postinstall
-  }
-  for (const f of native) if (isExecutable(f) && looksNative(f)) return f;
-  const shim = path.join(nm, ".bin", name);
-  if (isExecutable(shim)) return shim;
-  return name; // from PATH
-}
 
 // ---------------------------------------------------------------------------------------------- commands
 function commandFor(rt, files) {
@@ -142,10 +89,10 @@ function commandFor(rt, files) {
     case "node":
       return [process.execPath, "--import", "tsx", "--test", "--test-concurrency=3", "--test-reporter=tap", ...files];
     case "deno":
-      return [resolveBinary("deno"), "test", ...DENO_FLAGS, "--parallel", ...files];
+      return [resolveBinary(ROOT, "deno"), "test", ...DENO_FLAGS, "--parallel", ...files];
     case "bun":
       // Bun reads a bare argument as a substring filter; "./x" or "/x" is a path.
-      return [resolveBinary("bun"), "test", ...files.map((f) => (path.isAbsolute(f) ? f : `./${f}`))];
+      return [resolveBinary(ROOT, "bun"), "test", ...files.map((f) => (path.isAbsolute(f) ? f : `./${f}`))];
   }
 }
 
