@@ -20,13 +20,14 @@
  * @module
  */
 import {
-  ClientHandshake,
-  decodeMessage,
   ackFrame,
+  ClientHandshake,
   encodeHeader,
   FrameReader,
   MAX_FRAME,
   MAX_HELLO,
+  type Message,
+  MessageReader,
   messageSize,
   rawFrame,
   writeMessage,
@@ -102,8 +103,8 @@ export type BrokerReport = { type: "listening" } | { type: "failed"; message: st
 
 /** How many items a lone consumer asks for at once. */
 const BATCH = 512;
-/** Buffered puts leave at once when this many bytes wait. */
-const FLUSH_BYTES = 256 * 1024;
+/** Buffered puts leave at once when this many bytes wait: a frame the OS takes whole, so the producer rarely stalls. */
+const FLUSH_BYTES = 64 * 1024;
 const MAX_TIMER = 2 ** 31 - 1;
 
 interface Call {
@@ -208,7 +209,7 @@ export class BrokerClient {
   /** The broker's socket. */
   readonly path: string;
   #socket: NetSocket;
-  #reader: FrameReader;
+  #reader = new MessageReader(MAX_FRAME);
   #nextR = 1;
   #pending = new Map<number, Pending>();
   #queues = new Map<number, QueueState>();
@@ -222,11 +223,10 @@ export class BrokerClient {
   #onClose: () => void = () => {};
   #lazyAcks: boolean;
 
-  private constructor(path: string, socket: NetSocket, reader: FrameReader, lazyAcks: boolean) {
+  private constructor(path: string, socket: NetSocket, lazyAcks: boolean) {
     this.path = path;
     this.#lazyAcks = lazyAcks;
     this.#socket = socket;
-    this.#reader = reader;
     socket.onData((chunk) => this.#data(chunk));
     socket.onClose(() => this.#lost(new BrokerError("lost", `Lost the connection to the broker at ${path}`)));
     socket.onDrain(() => {
@@ -273,7 +273,7 @@ export class BrokerClient {
       let answered = false;
       socket.onData((chunk) => {
         const frames = reader.push(chunk) ?? [];
-        for (const [i, frame] of frames.entries()) {
+        for (const frame of frames) {
           if (!answered) {
             const answer = handshake.answer(frame);
             if (answer === undefined) return socket.destroy();
@@ -283,10 +283,8 @@ export class BrokerClient {
             reject(new BrokerError("auth", `The server at ${path} does not hold this program's key`));
             return socket.destroy();
           } else {
-            reader.max = MAX_FRAME;
-            const client = new BrokerClient(path, socket, reader, options.lazyAcks ?? false);
-            resolve(client);
-            for (const rest of frames.slice(i + 1)) client.#frame(rest);
+            // The server says nothing more before a request, so nothing follows the proof.
+            resolve(new BrokerClient(path, socket, options.lazyAcks ?? false));
             return;
           }
         }
@@ -657,15 +655,13 @@ export class BrokerClient {
   // ---------------------------------------------------------------- receiving
 
   #data(chunk: Uint8Array): void {
-    const frames = this.#reader.push(chunk);
-    if (frames === undefined) return this.#socket.destroy();
-    for (const frame of frames) this.#frame(frame);
+    const messages = this.#reader.push(chunk);
+    if (messages === undefined) return this.#socket.destroy();
+    for (const message of messages) this.#message(message);
     this.#unrefIfIdle();
   }
 
-  #frame(frame: Uint8Array): void {
-    const message = decodeMessage(frame);
-    if (message === undefined) return this.#socket.destroy();
+  #message(message: Message): void {
     const { header: h, items } = message;
     if (h.op === "revoke") return this.#revoke(h.q as number);
     if (h.op === "push") return this.#pushed(h.q as number, items);

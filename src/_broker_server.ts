@@ -17,11 +17,12 @@
  * @module
  */
 import {
-  decodeMessage,
   encodeHeader,
   FrameReader,
   MAX_FRAME,
   MAX_HELLO,
+  type Message,
+  MessageReader,
   messageSize,
   rawFrame,
   ServerHandshake,
@@ -118,7 +119,8 @@ class Conn {
   readonly socket: NetSocket;
   alive = true;
   authed = false;
-  reader = new FrameReader(MAX_HELLO);
+  hello = new FrameReader(MAX_HELLO);
+  messages = new MessageReader(MAX_FRAME);
   handshake: ServerHandshake;
   waiters = new Set<Waiter>();
   /** Queues this connection holds a lease or a reference on. */
@@ -185,28 +187,31 @@ export class BrokerServer {
     socket.onClose(() => this.#closed(conn));
     socket.onData((chunk) => {
       if (!conn.alive) return;
-      const frames = conn.reader.push(chunk);
-      if (frames === undefined) return this.#drop(conn);
-      for (const frame of frames) {
-        if (!conn.alive) return;
-        try {
-          if (conn.authed) this.#message(conn, frame);
-          else this.#hello(conn, frame);
-        } catch (err) {
-          // Garbage from a peer ends that peer, and only it; a bug of ours is worth a line.
-          if (!(err instanceof ProtocolError)) console.error("polyproc broker:", err);
-          return this.#drop(conn);
+      try {
+        if (!conn.authed) return this.#hello(conn, chunk);
+        const messages = conn.messages.push(chunk);
+        if (messages === undefined) throw new ProtocolError();
+        for (const message of messages) {
+          if (!conn.alive) return;
+          this.#message(conn, message);
         }
+      } catch (err) {
+        // Garbage from a peer ends that peer, and only it; a bug of ours is worth a line.
+        if (!(err instanceof ProtocolError)) console.error("polyproc broker:", err);
+        this.#drop(conn);
       }
     });
     socket.write(rawFrame(conn.handshake.challenge));
   }
 
-  #hello(conn: Conn, frame: Uint8Array): void {
-    const proof = conn.handshake.answer(frame);
-    if (proof === undefined) throw new ProtocolError();
+  #hello(conn: Conn, chunk: Uint8Array): void {
+    const frames = conn.hello.push(chunk);
+    if (frames === undefined) throw new ProtocolError();
+    if (frames.length === 0) return;
+    // A client says nothing after its answer until it has the server's proof.
+    const proof = conn.handshake.answer(frames[0]);
+    if (proof === undefined || frames.length > 1 || conn.hello.rest().length > 0) throw new ProtocolError();
     conn.authed = true;
-    conn.reader.max = MAX_FRAME;
     conn.socket.write(rawFrame(proof));
   }
 
@@ -215,9 +220,7 @@ export class BrokerServer {
     this.#closed(conn);
   }
 
-  #message(conn: Conn, frame: Uint8Array): void {
-    const message = decodeMessage(frame);
-    if (message === undefined) throw new ProtocolError();
+  #message(conn: Conn, message: Message): void {
     const { header: h, items } = message;
     switch (h.op) {
       case "create": {

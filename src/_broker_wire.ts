@@ -8,7 +8,8 @@
  * bytes. Items are opaque payloads that the caller serialized; keeping them out of
  * the header means nobody re-encodes them, and a batch of 1,000 items costs one
  * frame. JSON, not the runtime's serializer, for headers: it is cheap for small
- * objects and safe to parse from a peer that sends garbage.
+ * objects and safe to parse from a peer that sends garbage. One message has a
+ * binary form (see {@linkcode ackFrame}): a header length of 0 marks it.
  *
  * The handshake is Python's challenge, both ways: the server sends a nonce; the
  * client answers HMAC(key, "client" + nonce) and sends its own nonce; the server
@@ -24,6 +25,8 @@ export const MAX_FRAME = 2 ** 30;
 /** The largest frame of the handshake. */
 export const MAX_HELLO = 128;
 const NONCE = 32;
+/** An ack's payload after its zero header length: a float64 queue id and a u32 count. */
+const ACK_LENGTH = 12;
 
 /** A decoded message: its header and its items. */
 export interface Message {
@@ -34,42 +37,22 @@ export interface Message {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Splits a byte stream into frames, refusing any frame longer than `max`. */
-export class FrameReader {
-  max: number;
+/** Received bytes not yet parsed: a list of chunks, read from the front. */
+class ByteQueue {
   #chunks: Uint8Array[] = [];
-  #size = 0;
-  #need = -1;
+  size = 0;
 
-  constructor(max: number) {
-    this.max = max;
-  }
-
-  /** Adds bytes; returns the frames now complete, or undefined if a frame is too long. */
-  push(chunk: Uint8Array): Uint8Array[] | undefined {
+  push(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
-    this.#size += chunk.length;
-    const frames: Uint8Array[] = [];
-    for (;;) {
-      if (this.#need < 0) {
-        if (this.#size < 4) break;
-        const head = this.#take(4);
-        this.#need = ((head[0] << 24) | (head[1] << 16) | (head[2] << 8) | head[3]) >>> 0;
-        // Never allocate what a frame merely claims.
-        if (this.#need > this.max) return undefined;
-      }
-      if (this.#size < this.#need) break;
-      frames.push(this.#take(this.#need));
-      this.#need = -1;
-    }
-    return frames;
+    this.size += chunk.length;
   }
 
-  #take(n: number): Uint8Array {
-    this.#size -= n;
+  /** The next `n` bytes (n <= size): a view when one chunk holds them, else a copy. */
+  take(n: number): Uint8Array {
+    if (n === 0) return new Uint8Array(0);
+    this.size -= n;
     const first = this.#chunks[0];
     if (first.length >= n) {
-      // The common case, many frames in one chunk: views, no copies.
       if (first.length === n) this.#chunks.shift();
       else this.#chunks[0] = first.subarray(n);
       return first.subarray(0, n);
@@ -85,6 +68,136 @@ export class FrameReader {
       else this.#chunks[0] = chunk.subarray(part);
     }
     return out;
+  }
+
+  u32(): number {
+    const b = this.take(4);
+    return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  }
+
+  /** Hands over what is left. */
+  drain(): Uint8Array[] {
+    const rest = this.#chunks;
+    this.#chunks = [];
+    this.size = 0;
+    return rest;
+  }
+}
+
+/** Splits the handshake's byte stream into frames, refusing any frame longer than `max`. */
+export class FrameReader {
+  readonly max: number;
+  #bytes = new ByteQueue();
+  #need = -1;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** Adds bytes; returns the frames now complete, or undefined if a frame is too long. */
+  push(chunk: Uint8Array): Uint8Array[] | undefined {
+    this.#bytes.push(chunk);
+    const frames: Uint8Array[] = [];
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#bytes.size < 4) break;
+        this.#need = this.#bytes.u32();
+        // Never allocate what a frame merely claims.
+        if (this.#need > this.max) return undefined;
+      }
+      if (this.#bytes.size < this.#need) break;
+      frames.push(this.#bytes.take(this.#need));
+      this.#need = -1;
+    }
+    return frames;
+  }
+
+  /** The bytes received after the last complete frame (and any length read of the next). */
+  rest(): Uint8Array[] {
+    return this.#bytes.drain();
+  }
+}
+
+/**
+ * Splits the byte stream after the handshake into messages as the bytes arrive: an
+ * item that one received chunk holds is a view of it, so a large frame is never
+ * copied whole (only the items that straddle two chunks are). Refuses, by returning
+ * undefined, a frame longer than `max` and anything malformed.
+ */
+export class MessageReader {
+  readonly max: number;
+  #bytes = new ByteQueue();
+  /** Bytes left in the current frame; -1 between frames. */
+  #left = -1;
+  #headerLength = -1;
+  #header: Record<string, unknown> | undefined;
+  #itemLength = -1;
+  #items: Uint8Array[] = [];
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  push(chunk: Uint8Array): Message[] | undefined {
+    const bytes = this.#bytes;
+    bytes.push(chunk);
+    const messages: Message[] = [];
+    for (;;) {
+      if (this.#left < 0) {
+        if (bytes.size < 4) break;
+        this.#left = bytes.u32();
+        if (this.#left > this.max || this.#left < 4) return undefined;
+      }
+      if (this.#header === undefined) {
+        if (this.#headerLength < 0) {
+          if (bytes.size < 4) break;
+          this.#headerLength = bytes.u32();
+          this.#left -= 4;
+          if (this.#headerLength > this.#left) return undefined;
+        }
+        if (this.#headerLength === 0) {
+          if (this.#left !== ACK_LENGTH) return undefined;
+          if (bytes.size < ACK_LENGTH) break;
+          const ack = bytes.take(ACK_LENGTH);
+          const view = new DataView(ack.buffer, ack.byteOffset, ACK_LENGTH);
+          this.#header = { op: "ack", q: view.getFloat64(0), n: view.getUint32(8) };
+          this.#left = 0;
+        } else {
+          if (bytes.size < this.#headerLength) break;
+          const header = parseHeader(bytes.take(this.#headerLength));
+          if (header === undefined) return undefined;
+          this.#header = header;
+          this.#left -= this.#headerLength;
+        }
+      }
+      while (this.#left > 0) {
+        if (this.#itemLength < 0) {
+          if (this.#left < 4) return undefined;
+          if (bytes.size < 4) return messages;
+          this.#itemLength = bytes.u32();
+          this.#left -= 4;
+          if (this.#itemLength > this.#left) return undefined;
+        }
+        if (bytes.size < this.#itemLength) return messages;
+        this.#items.push(bytes.take(this.#itemLength));
+        this.#left -= this.#itemLength;
+        this.#itemLength = -1;
+      }
+      messages.push({ header: this.#header, items: this.#items });
+      this.#left = this.#headerLength = -1;
+      this.#header = undefined;
+      this.#items = [];
+    }
+    return messages;
+  }
+}
+
+function parseHeader(bytes: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const header = JSON.parse(decoder.decode(bytes));
+    return typeof header === "object" && header !== null && !Array.isArray(header) ? header : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -137,42 +250,13 @@ export function encodeMessage(header: Record<string, unknown>, items: readonly U
  * read. A header length of 0 marks it: then a float64 queue id and a u32 count.
  */
 export function ackFrame(q: number, n: number): Uint8Array {
-  const out = new Uint8Array(4 + 16);
+  const out = new Uint8Array(8 + ACK_LENGTH);
   const view = new DataView(out.buffer);
-  view.setUint32(0, 16);
+  view.setUint32(0, 4 + ACK_LENGTH);
   view.setUint32(4, 0);
   view.setFloat64(8, q);
   view.setUint32(16, n);
   return out;
-}
-
-/** Decodes a frame's payload; undefined if it is not a well-formed message. */
-export function decodeMessage(frame: Uint8Array): Message | undefined {
-  if (frame.length < 4) return undefined;
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  const headerLength = view.getUint32(0);
-  if (headerLength === 0) {
-    if (frame.length !== 16) return undefined;
-    return { header: { op: "ack", q: view.getFloat64(4), n: view.getUint32(12) }, items: [] };
-  }
-  if (4 + headerLength > frame.length) return undefined;
-  let header: unknown;
-  try {
-    header = JSON.parse(decoder.decode(frame.subarray(4, 4 + headerLength)));
-  } catch {
-    return undefined;
-  }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) return undefined;
-  const items: Uint8Array[] = [];
-  let offset = 4 + headerLength;
-  while (offset < frame.length) {
-    if (offset + 4 > frame.length) return undefined;
-    const length = view.getUint32(offset);
-    if (offset + 4 + length > frame.length) return undefined;
-    items.push(frame.subarray(offset + 4, offset + 4 + length));
-    offset += 4 + length;
-  }
-  return { header: header as Record<string, unknown>, items };
 }
 
 function tagged(tag: string, nonce: Uint8Array): Uint8Array {

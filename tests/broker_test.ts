@@ -8,6 +8,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { getContext } from "../mod.ts";
 import { BrokerClient, type BrokerError, brokerForChild, brokerPath, getBroker, newQueueId } from "../src/_broker.ts";
+import { ackFrame, encodeMessage as encodeWire, MessageReader } from "../src/_broker_wire.ts";
 import { decode, encode, self as targets } from "./fixtures/broker_targets.ts";
 import { fixture, METHODS, runtimeKey, tempPath } from "./_helpers.ts";
 
@@ -38,6 +39,36 @@ async function getAll(client: BrokerClient, q: number, n: number): Promise<unkno
   return out;
 }
 
+test("broker wire: messages decode the same however the bytes are cut", () => {
+  const items = [bytes(), bytes(1, 2, 3), new Uint8Array(70_000).fill(9), bytes(4)];
+  const stream = Buffer.concat([
+    encodeWire({ op: "put", q: 7, b: true }, items),
+    ackFrame(2 ** 40 + 3, 5),
+    encodeWire({ r: 1, v: "x" }),
+  ]);
+  const expected = [
+    { header: { op: "put", q: 7, b: true }, items },
+    { header: { op: "ack", q: 2 ** 40 + 3, n: 5 }, items: [] },
+    { header: { r: 1, v: "x" }, items: [] },
+  ];
+  let seed = 1;
+  for (const cut of [1, 3, 4096, 65_536, stream.length, 0]) {
+    const reader = new MessageReader(2 ** 30);
+    const got = [];
+    for (let at = 0; at < stream.length;) {
+      // cut 0: pseudo-random sizes from 1 byte to 32 KiB
+      const size = cut || 1 + ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 32_768);
+      got.push(...reader.push(new Uint8Array(stream.subarray(at, at + size)))!);
+      at += size;
+    }
+    assert.deepEqual(got.map((m) => ({ header: m.header, items: m.items.map((i) => [...i]) })),
+      expected.map((m) => ({ header: m.header, items: m.items.map((i) => [...i]) })), `cut ${cut}`);
+  }
+  assert.equal(new MessageReader(100).push(bytes(0, 0, 0, 101)), undefined, "a frame over the limit");
+  assert.equal(new MessageReader(100).push(bytes(0, 0, 0, 8, 0, 0, 0, 9)), undefined, "a header longer than its frame");
+  assert.equal(new MessageReader(100).push(encodeWire({ op: "x" }).subarray(0, 8))?.length, 0, "half a message waits");
+});
+
 test("broker: put and get are FIFO, for single puts and batched puts alike", T, async () => {
   const client = await getBroker();
   const q = await client.create();
@@ -48,6 +79,10 @@ test("broker: put and get are FIFO, for single puts and batched puts alike", T, 
   assert.equal(await client.qsize(q), 1000);
   for (let i = 1; i <= 1000; i++) assert.deepEqual(await client.get(q), bytes(i & 255));
   assert.equal(await client.qsize(q), 0);
+  await client.put(q, bytes()); // an empty payload is an item too
+  await client.put(q, new Uint8Array(3 << 20).fill(5)); // and a large one arrives whole
+  assert.deepEqual(await client.get(q), bytes());
+  assert.deepEqual(await client.get(q), new Uint8Array(3 << 20).fill(5));
   await client.release(q);
 });
 
