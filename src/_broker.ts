@@ -475,7 +475,11 @@ export class BrokerClient {
 
   /** Drops this client's reference to the queue; the last reference frees it. */
   release(id: number): Promise<void> {
-    return this.#call(checkId(id), { op: "release" }) as Promise<void>;
+    return (this.#call(checkId(id), { op: "release" }) as Promise<void>).then(() => {
+      // Forget the queue here too, unless a call on it is still under way.
+      const st = this.#queues.get(id);
+      if (st && st.getters.length === 0 && st.buffer.length === 0 && st.unconfirmed === 0) this.#queues.delete(id);
+    });
   }
 
   /**
