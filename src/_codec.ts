@@ -48,6 +48,8 @@ export function prepare(value: unknown, what = "item"): Prepared {
       return new Encoded(Tag.STRING, encoder.encode(value));
   }
   if (value === null) return null;
+  // Bytes travel as bytes: no serializer on either side (it costs more than the copy).
+  if (value instanceof Uint8Array && value.constructor === Uint8Array) return new Encoded(Tag.BYTES, value.slice());
   const packed = pack(value, what, "bytes");
   try {
     return new Encoded(packed.t ? Tag.TAGGED : Tag.PLAIN, runtime.serialize(packed.v));

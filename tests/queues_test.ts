@@ -76,6 +76,19 @@ for (const method of METHODS) {
     await assert.rejects(queue.getNowait(), QueueEmptyError);
   });
 
+  test(`[${method}] a child that puts 5,000 items and returns ends by itself, and every item arrives`, T, async () => {
+    const queue = new Queue<number>(0, opts);
+    const items = Array.from({ length: 5_000 }, (_, i) => i);
+    const p = new ctx.Process({ target: q.putAll, args: [queue, items] });
+    p.start();
+    await p.join(60_000);
+    assert.equal(p.exitCode, 0, "the child ended by itself");
+    const got = [];
+    for (let i = 0; i < items.length; i++) got.push(await queue.get({ timeout: 30_000 }));
+    assert.deepEqual(got, items);
+    await assert.rejects(queue.getNowait(), QueueEmptyError);
+  });
+
   test(`[${method}] qsize() counts puts and gets (test_qsize)`, async () => {
     const queue = new Queue(0, opts);
     await queue.put(1);
