@@ -40,9 +40,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /** Received bytes not yet parsed: a list of chunks, read from the front. */
 class ByteQueue {
   #chunks: Uint8Array[] = [];
+  /** The first chunk not fully read (an index, so that many tiny chunks cost O(1) each). */
+  #head = 0;
   size = 0;
 
   push(chunk: Uint8Array): void {
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
     this.#chunks.push(chunk);
     this.size += chunk.length;
   }
@@ -51,21 +57,21 @@ class ByteQueue {
   take(n: number): Uint8Array {
     if (n === 0) return new Uint8Array(0);
     this.size -= n;
-    const first = this.#chunks[0];
+    const first = this.#chunks[this.#head];
     if (first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
+      if (first.length === n) this.#head++;
+      else this.#chunks[this.#head] = first.subarray(n);
       return first.subarray(0, n);
     }
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
-      const chunk = this.#chunks[0];
+      const chunk = this.#chunks[this.#head];
       const part = Math.min(chunk.length, n - filled);
-      out.set(chunk.subarray(0, part), filled);
+      out.set(part === chunk.length ? chunk : chunk.subarray(0, part), filled);
       filled += part;
-      if (part === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(part);
+      if (part === chunk.length) this.#head++;
+      else this.#chunks[this.#head] = chunk.subarray(part);
     }
     return out;
   }
@@ -77,8 +83,9 @@ class ByteQueue {
 
   /** Hands over what is left. */
   drain(): Uint8Array[] {
-    const rest = this.#chunks;
+    const rest = this.#chunks.slice(this.#head);
     this.#chunks = [];
+    this.#head = 0;
     this.size = 0;
     return rest;
   }

@@ -61,8 +61,9 @@ test("broker wire: messages decode the same however the bytes are cut", () => {
       got.push(...reader.push(new Uint8Array(stream.subarray(at, at + size)))!);
       at += size;
     }
-    assert.deepEqual(got.map((m) => ({ header: m.header, items: m.items.map((i) => [...i]) })),
-      expected.map((m) => ({ header: m.header, items: m.items.map((i) => [...i]) })), `cut ${cut}`);
+    assert.deepEqual(got.map((m) => m.header), expected.map((m) => m.header), `headers, cut ${cut}`);
+    assert.deepEqual(got.map((m) => m.items.map((i) => Buffer.from(i).toString("hex"))),
+      expected.map((m) => m.items.map((i) => Buffer.from(i).toString("hex"))), `items, cut ${cut}`);
   }
   assert.equal(new MessageReader(100).push(bytes(0, 0, 0, 101)), undefined, "a frame over the limit");
   assert.equal(new MessageReader(100).push(bytes(0, 0, 0, 8, 0, 0, 0, 9)), undefined, "a header longer than its frame");
@@ -307,7 +308,7 @@ test("broker: consumers that end at once have everything they got acknowledged: 
   const n = 600;
   for (let i = 0; i < n; i++) void client.put(q, encode(i), { buffered: true });
   await client.flush(q);
-  const files = [0, 1, 2].map(() => tempPath("got.txt"));
+  const files = [0, 1].map(() => tempPath("got.txt"));
   try {
     for (const file of files) {
       // One at a time, so that the later ones get items streamed to them.
@@ -369,7 +370,7 @@ test("broker: items a consumer prefetched go back when another waits, and when i
 test("broker: two consumer processes each see every producer's items in order, none twice", T, async () => {
   const client = await getBroker();
   const [q, out] = [await client.create(), await client.create()];
-  const n = 3000;
+  const n = 1500;
   const procs = [
     new Process({ target: targets.consumeUntilNull, args: [q, out, "a"] }),
     new Process({ target: targets.consumeUntilNull, args: [q, out, "b"] }),
