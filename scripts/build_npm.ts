@@ -38,7 +38,8 @@ if (!rootNames.includes(join(root, "src", "_bootstrap.ts"))) fail("src/_bootstra
 
 const options: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
-  lib: ["lib.es2022.d.ts"], // no DOM: the code must stand on ES + Node's types
+  // ES2024 for growable SharedArrayBuffers (the shared-memory queues); no DOM: ES + Node's types only.
+  lib: ["lib.es2024.d.ts"],
   // NodeNext + the root package.json's "type": "module" gives ESM with Node's resolution.
   module: ts.ModuleKind.NodeNext,
   moduleResolution: ts.ModuleResolutionKind.NodeNext,
@@ -136,7 +137,7 @@ npm(["install", tarball, "--offline", "--no-audit", "--no-fund", "--ignore-scrip
 
 // Each child writes its arguments to a file, which the parent reads back: a result,
 // not just an exit code. Shipped functions are self-contained, hence the import inside.
-const smoke = `import { Process, getContext, currentProcess } from "polyproc";
+const smoke = `import { Process, Queue, getContext, currentProcess } from "polyproc";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -161,6 +162,14 @@ for (const method of ["worker", "process"]) {
   bad.start();
   await bad.join();
   check(bad.exitCode === 1, method + ": throwing target gave exitCode " + bad.exitCode + ", expected 1");
+
+  // A queue handed to the child (shared memory, or the broker under "process").
+  const q = new Queue(0, { context: method });
+  const producer = new ctx.Process({ target: async (q) => { for (let i = 0n; i < 3n; i++) await q.put(i * 10n); }, args: [q] });
+  producer.start();
+  const items = [await q.get({ timeout: 30000 }), await q.get({ timeout: 30000 }), await q.get({ timeout: 30000 })];
+  await producer.join();
+  check(JSON.stringify(items.map(String)) === '["0","10","20"]', method + ": queue gave " + items.map(String));
 }
 console.log("ok");
 `;
@@ -176,7 +185,7 @@ for (const [label, exe] of runtimes) {
   try {
     // Piped, so that the throwing child's expected stack trace stays out of the log.
     execFileSync(exe, ["smoke.mjs", scratch], { cwd: project, encoding: "utf8", stdio: "pipe", timeout: 60_000 });
-    console.log(`build_npm: smoke ${label}: ok (worker + process) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+    console.log(`build_npm: smoke ${label}: ok (Process and Queue, worker + process) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   } catch (err) {
     failed = true;
     const e = err as { stdout?: string; stderr?: string; message: string };
