@@ -89,6 +89,22 @@ for (const method of METHODS) {
     await assert.rejects(queue.getNowait(), QueueEmptyError);
   });
 
+  test(`[${method}] an aborted get() or put() rejects with the signal's reason and takes nothing`, T, async () => {
+    const queue = new Queue<number>(1, opts);
+    const reason = new Error("stop waiting");
+    const getting = new AbortController();
+    const pending = queue.get({ signal: getting.signal });
+    getting.abort(reason);
+    await assert.rejects(pending, (e) => e === reason);
+    await queue.put(1);
+    const putting = new AbortController();
+    const blocked = queue.put(2, { signal: putting.signal });
+    putting.abort(reason);
+    await assert.rejects(blocked, (e) => e === reason);
+    assert.equal(await queue.get({ timeout: 30_000 }), 1);
+    await assert.rejects(queue.get({ timeout: 50 }), QueueEmptyError, "the aborted put left nothing behind");
+  });
+
   test(`[${method}] qsize() counts puts and gets (test_qsize)`, async () => {
     const queue = new Queue(0, opts);
     await queue.put(1);
