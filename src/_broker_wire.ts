@@ -40,8 +40,9 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /** Received bytes not yet parsed: a list of chunks, read from the front. */
 class ByteQueue {
   #chunks: Uint8Array[] = [];
-  /** The first chunk not fully read (an index, so that many tiny chunks cost O(1) each). */
+  /** The first chunk not fully read, and how far it is read: indexes, so that a read allocates nothing it need not. */
   #head = 0;
+  #offset = 0;
   size = 0;
 
   push(chunk: Uint8Array): void {
@@ -58,38 +59,55 @@ class ByteQueue {
     if (n === 0) return new Uint8Array(0);
     this.size -= n;
     const first = this.#chunks[this.#head];
-    if (first.length >= n) {
-      if (first.length === n) this.#head++;
-      else this.#chunks[this.#head] = first.subarray(n);
-      return first.subarray(0, n);
+    if (first.length - this.#offset >= n) {
+      const view = first.subarray(this.#offset, this.#offset + n);
+      this.#advance(first, n);
+      return view;
     }
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.#chunks[this.#head];
-      const part = Math.min(chunk.length, n - filled);
-      out.set(part === chunk.length ? chunk : chunk.subarray(0, part), filled);
+      const part = Math.min(chunk.length - this.#offset, n - filled);
+      out.set(chunk.subarray(this.#offset, this.#offset + part), filled);
       filled += part;
-      if (part === chunk.length) this.#head++;
-      else this.#chunks[this.#head] = chunk.subarray(part);
+      this.#advance(chunk, part);
     }
     return out;
   }
 
   u32(): number {
-    const b = this.take(4);
-    return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+    const first = this.#chunks[this.#head];
+    const at = this.#offset;
+    if (first.length - at < 4) {
+      const b = this.take(4);
+      return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+    }
+    this.size -= 4;
+    this.#advance(first, 4);
+    return ((first[at] << 24) | (first[at + 1] << 16) | (first[at + 2] << 8) | first[at + 3]) >>> 0;
+  }
+
+  #advance(chunk: Uint8Array, n: number): void {
+    this.#offset += n;
+    if (this.#offset === chunk.length) {
+      this.#chunks[this.#head++] = EMPTY; // let it go
+      this.#offset = 0;
+    }
   }
 
   /** Hands over what is left. */
   drain(): Uint8Array[] {
     const rest = this.#chunks.slice(this.#head);
+    if (rest.length > 0) rest[0] = rest[0].subarray(this.#offset);
     this.#chunks = [];
-    this.#head = 0;
+    this.#head = this.#offset = 0;
     this.size = 0;
     return rest;
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Splits the handshake's byte stream into frames, refusing any frame longer than `max`. */
 export class FrameReader {
