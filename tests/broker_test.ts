@@ -2,7 +2,9 @@
 // grandchildren that reach it directly, dying consumers, and hostile peers.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { createConnection, type Socket } from "node:net";
 import process from "node:process";
 import { test } from "node:test";
@@ -10,7 +12,7 @@ import { getContext } from "../mod.ts";
 import { BrokerClient, type BrokerError, brokerForChild, brokerPath, getBroker, newQueueId } from "../src/_broker.ts";
 import { ackFrame, encodeMessage as encodeWire, MessageReader } from "../src/_broker_wire.ts";
 import { decode, encode, self as targets } from "./fixtures/broker_targets.ts";
-import { fixture, METHODS, runtimeKey, tempPath } from "./_helpers.ts";
+import { fixture, METHODS, runProgram, runtimeKey, tempPath } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 const { Process } = getContext("process");
@@ -431,6 +433,18 @@ test("on Deno, the broker without the permissions it needs names the missing fla
   assert.equal(await within(run(base), "deno without write and net"), needs("--allow-write --allow-net"));
   assert.equal(await within(run([...base, "--allow-write"]), "deno without net"), needs("--allow-net"));
   assert.equal(await within(run([...base, "--allow-write", "--allow-net"]), "deno with all of them"), "ok: 1\n");
+});
+
+test("broker: a program removes its broker's folder at exit, and folders that killed programs left behind", T, async () => {
+  const stale = join(tmpdir(), `polyproc-broker-${2 ** 22 + 1}-abcdef`); // a pid that cannot exist
+  mkdirSync(stale, { recursive: true });
+  writeFileSync(join(stale, "broker.sock"), "");
+  const run = await runProgram("programs/broker_dir.ts");
+  assert.equal(run.code, 0, run.stderr);
+  const own = dirname(run.stdout.trim());
+  assert.match(own, /polyproc-broker-\d+-/);
+  assert.equal(existsSync(own), false, "the program's own folder is gone");
+  assert.equal(existsSync(stale), false, "the stale folder is gone");
 });
 
 // ---------------------------------------------------------------------------------- hostile peers

@@ -20,6 +20,14 @@ const crypto = () => builtin<Crypto>("node:crypto");
 // sun_path holds 108 bytes on Linux and 104 on macOS; leave room for the file name.
 const MAX_DIR_LENGTH = 80;
 
+const join = (...parts: string[]) => builtin<typeof import("node:path")>("node:path").join(...parts);
+
+/** Where private folders go: the temporary folder, unless its path leaves no room for a socket's name. */
+function tempBase(prefix: string): string {
+  const base = builtin<typeof import("node:os")>("node:os").tmpdir();
+  return base.length > MAX_DIR_LENGTH - prefix.length - 6 ? "/tmp" : base;
+}
+
 class NodeSocket implements NetSocket {
   #socket: Socket;
   // Until a handler is set, what arrives is kept: Deno can emit "data" in the same
@@ -81,12 +89,18 @@ export function nodeNet(checkCanServe: () => void): NetAdapter {
     checkCanServe,
 
     makePrivateDir(prefix: string): string {
-      const { join } = builtin<typeof import("node:path")>("node:path");
-      let base = builtin<typeof import("node:os")>("node:os").tmpdir();
-      if (base.length > MAX_DIR_LENGTH - prefix.length - 6) base = "/tmp";
-      const dir = fs().mkdtempSync(join(base, prefix));
+      const dir = fs().mkdtempSync(join(tempBase(prefix), prefix));
       fs().chmodSync(dir, 0o700); // mkdtemp's mode differs between runtimes; be explicit
       return dir;
+    },
+
+    tempDirs(prefix: string): string[] {
+      const base = tempBase(prefix);
+      try {
+        return fs().readdirSync(base).filter((name) => name.startsWith(prefix)).map((name) => join(base, name));
+      } catch {
+        return [];
+      }
     },
 
     removeDir(path: string): void {

@@ -135,6 +135,8 @@ export interface NetAdapter {
   makePrivateDir(prefix: string): string;
   /** Removes a folder and its contents; no error if it is gone. */
   removeDir(path: string): void;
+  /** The folders in the temporary folder whose names start with `prefix` (full paths). */
+  tempDirs(prefix: string): string[];
   /** Listens on the unix socket `path`; `onConnection` gets each accepted socket. */
   listen(path: string, onConnection: (socket: NetSocket) => void): Promise<NetServer>;
   /** Connects to the unix socket `path`; rejects with an error whose `code` says why ("ENOENT"). */
