@@ -19,7 +19,7 @@ function looksNative(file) {
   }
 }
 
-function isExecutable(file) {
+export function isExecutable(file) {
   try {
     accessSync(file, constants.X_OK);
     return statSync(file).isFile();

@@ -32,12 +32,12 @@
 // max, n, round_values, or `skipped` with a note instead of figures; they go to the table that QUEUE_ROWS
 // describes: one row per runtime with polyproc's figure, the raw primitive's, Python's, the ratios and a target.
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync,
-  rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { isExecutable, resolveBinary } from "./_runtimes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["node", "node-js", "deno", "bun", "python"];
@@ -158,59 +158,6 @@ const opts = { runtimes: [], pass: [], timeoutS: 120, gate: true, json: "" };
   opts.runtimes.sort((a, b) => RUNTIMES.indexOf(a) - RUNTIMES.indexOf(b));
 }
 
-// ---------------------------------------------------------------------------------------------- binaries
-// Same lookup as scripts/test.mjs: the platform package's native binary, else the npm package's, else the
-// node_modules/.bin shim, else PATH.
-function looksNative(file) {
-  try {
-    const fd = openSync(file, "r");
-    const b = Buffer.alloc(4);
-    readSync(fd, b, 0, 4, 0);
-    closeSync(fd);
-    const hex = b.toString("hex");
-    return hex === "7f454c46" || ["cffaedfe", "cefaedfe", "feedfacf", "feedface", "cafebabe"].includes(hex);
-  } catch {
-    return false;
-  }
-}
-
-function isExecutable(file) {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function platformDirs(scopeDir, prefix) {
-  try {
-    return readdirSync(scopeDir)
-      .filter((d) => d.startsWith(prefix))
-      .sort((a, b) => a.length - b.length || a.localeCompare(b))
-      .map((d) => path.join(scopeDir, d));
-  } catch {
-    return [];
-  }
-}
-
-function resolveBinary(name) {
-  const nm = path.join(ROOT, "node_modules");
-  const plat = process.platform;
-  const native = [];
-  if (name === "deno") {
-    native.push(...platformDirs(path.join(nm, "@deno"), `${plat}-${process.arch}`).map((d) => path.join(d, "deno")));
-    native.push(path.join(nm, "deno", "deno"));
-  } else {
-    const arch = process.arch === "arm64" ? "aarch64" : process.arch;
-    native.push(...platformDirs(path.join(nm, "@oven"), `bun-${plat}-${arch}`).map((d) => path.join(d, "bin", "bun")));
-    native.push(path.join(nm, "bun", "bin", "bun.exe"));
-  }
-  for (const f of native) if (isExecutable(f) && looksNative(f)) return f;
-  const shim = path.join(nm, ".bin", name);
-  if (isExecutable(shim)) return shim;
-  return name;
-}
 
 // The real interpreter, not a pyenv shim (a shim costs ~0.3 s per start, and mp's "spawn" uses sys.executable).
 // null when there is no python3.
@@ -259,9 +206,9 @@ function commandFor(rt, file, denoFlags = DENO_FLAGS) {
     case "node-js":
       return [process.execPath, path.join(jsTree, file.replace(/\.ts$/, ".js"))];
     case "deno":
-      return [resolveBinary("deno"), "run", ...denoFlags, file];
+      return [resolveBinary(ROOT, "deno"), "run", ...denoFlags, file];
     case "bun":
-      return [resolveBinary("bun"), file];
+      return [resolveBinary(ROOT, "bun"), file];
     case "python":
       return [resolvePython(), file];
   }
