@@ -311,10 +311,12 @@ export class BrokerClient {
    *
    * @throws {BrokerError} kind "closed" if the queue existed and was freed.
    */
-  open(id: number, options: { maxsize?: number } = {}): Promise<void> {
+  open(id: number, options: { maxsize?: number; borrowed?: boolean } = {}): Promise<void> {
     const maxsize = options.maxsize ?? 0;
     if (!Number.isSafeInteger(maxsize) || maxsize < 0) throw new RangeError(`maxsize must be an integer >= 0, got ${maxsize}`);
-    return this.#call(checkId(id), { op: "open", m: maxsize }) as Promise<void>;
+    // A borrowed handle (one a child received) does not make the queue freeable: the
+    // maker's own open, which may arrive later on another connection, does.
+    return this.#call(checkId(id), { op: "open", m: maxsize, ...(options.borrowed ? { c: 0 } : {}) }) as Promise<void>;
   }
 
   /**

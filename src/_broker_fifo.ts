@@ -53,11 +53,11 @@ export class BrokeredFifo implements Fifo {
   // Settles after every put made through this handle so far has been handed to the client.
   #sent: Promise<void> = Promise.resolve();
 
-  constructor(readonly path: string, readonly id: number, readonly maxsize: number) {}
+  constructor(readonly path: string, readonly id: number, readonly maxsize: number, readonly creator = false) {}
 
   /** A new queue of the broker at `path`. */
   static create(path: string, maxsize: number): BrokeredFifo {
-    const fifo = new BrokeredFifo(path, newQueueId(), maxsize);
+    const fifo = new BrokeredFifo(path, newQueueId(), maxsize, true);
     // The broker frees a queue when no connection holds it: the maker holds it from
     // the start, so that a child that uses it and dies cannot take it away.
     fifo.#connected().catch(() => {});
@@ -72,7 +72,7 @@ export class BrokeredFifo implements Fifo {
   // The queue is made on the broker by the first isolate that uses it; open() is idempotent.
   #connected(): Promise<BrokerClient> {
     return this.#client ??= connectBroker(this.path).then(async (client) => {
-      await client.open(this.id, { maxsize: this.maxsize });
+      await client.open(this.id, { maxsize: this.maxsize, borrowed: !this.creator });
       return client;
     });
   }

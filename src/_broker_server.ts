@@ -87,6 +87,8 @@ class BrokerQueue {
   /** Open pipe ends that send into this queue, by connection, and copies on their way to a child. */
   writers = new Map<Conn, number>();
   lent = 0;
+  /** Its maker has opened it (only then can the last reference free it). */
+  claimed = false;
   lastConn: Conn | undefined;
   streak = 0;
 
@@ -225,13 +227,13 @@ export class BrokerServer {
     switch (h.op) {
       case "create": {
         const id = this.#nextId++;
-        this.#open(conn, id, int(h.m));
+        this.#open(conn, id, int(h.m), true);
         return conn.send({ r: int(h.r), v: id });
       }
       case "open": {
         const id = int(h.q);
         if (this.#freed.has(id)) return conn.send({ r: int(h.r), e: "closed" });
-        this.#open(conn, id, int(h.m));
+        this.#open(conn, id, int(h.m), h.c !== 0);
         return conn.send({ r: int(h.r) });
       }
       case "put":
@@ -292,7 +294,9 @@ export class BrokerServer {
         return;
       case "adopt":
         q.writers.set(conn, mine + 1);
-        q.lent = Math.max(0, q.lent - 1);
+        // The child's adopt may arrive before its parent's lend (two connections): lent
+        // goes below zero for that moment, and the lend brings it back.
+        q.lent--;
         return;
       case "drop":
         if (mine <= 1) q.writers.delete(conn);
@@ -306,9 +310,10 @@ export class BrokerServer {
     if (q.writers.size === 0 && q.lent === 0 && !q.shut) this.#shutdown(q, false);
   }
 
-  #open(conn: Conn, id: number, maxsize: number): void {
+  #open(conn: Conn, id: number, maxsize: number, creator: boolean): void {
     let q = this.#queues.get(id);
     if (q === undefined) this.#queues.set(id, q = new BrokerQueue(id, maxsize));
+    if (creator) q.claimed = true;
     q.refs.set(conn, (q.refs.get(conn) ?? 0) + 1);
     conn.queues.add(q);
   }
@@ -317,7 +322,9 @@ export class BrokerServer {
     const refs = q.refs.get(conn) ?? 0;
     if (refs > 1 && !all) q.refs.set(conn, refs - 1);
     else q.refs.delete(conn);
-    if (q.refs.size > 0) return;
+    // A child can open a queue, use it and end before the maker's own open arrives
+    // (they come on two connections): only a queue its maker has opened can be freed.
+    if (q.refs.size > 0 || !q.claimed) return;
     this.#queues.delete(q.id);
     this.#freed.add(q.id);
     for (const w of [...q.getters, ...q.putters, ...q.joiners]) this.#finish(w, { e: "closed" });
