@@ -30,6 +30,29 @@ export class Encoded {
 /** What a FIFO stores: a small primitive as is, or its {@linkcode Encoded} bytes. */
 export type Prepared = number | boolean | null | undefined | Encoded;
 
+/** The values whose record is their tag alone. */
+export const CONSTANTS: ReadonlyMap<number, unknown> = new Map<number, unknown>([
+  [Tag.NULL, null],
+  [Tag.UNDEFINED, undefined],
+  [Tag.TRUE, true],
+  [Tag.FALSE, false],
+]);
+
+/** The tag of a prepared item. */
+export function tagOf(item: Prepared): number {
+  switch (item) {
+    case null:
+      return Tag.NULL;
+    case undefined:
+      return Tag.UNDEFINED;
+    case true:
+      return Tag.TRUE;
+    case false:
+      return Tag.FALSE;
+  }
+  return typeof item === "number" ? Tag.NUMBER : item.tag;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -97,23 +120,13 @@ export function toRecord(item: Prepared): Uint8Array {
     record.set(item.bytes, 1);
     return record;
   }
-  return Uint8Array.of(item === null ? Tag.NULL : item === undefined ? Tag.UNDEFINED : item ? Tag.TRUE : Tag.FALSE);
+  return Uint8Array.of(tagOf(item));
 }
 
 /** The value of a record made by {@linkcode toRecord}. */
 export function fromRecord(record: Uint8Array): unknown {
-  switch (record[0]) {
-    case Tag.NULL:
-      return null;
-    case Tag.UNDEFINED:
-      return undefined;
-    case Tag.TRUE:
-      return true;
-    case Tag.FALSE:
-      return false;
-    case Tag.NUMBER:
-      return new DataView(record.buffer, record.byteOffset, 9).getFloat64(1);
-    default:
-      return decodeEncoded(record[0], record.subarray(1));
-  }
+  const tag = record[0];
+  if (tag === Tag.NUMBER) return new DataView(record.buffer, record.byteOffset, 9).getFloat64(1);
+  if (CONSTANTS.has(tag)) return CONSTANTS.get(tag);
+  return decodeEncoded(tag, record.subarray(1));
 }

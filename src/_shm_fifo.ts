@@ -10,7 +10,7 @@
  * @module
  */
 
-import { decodeEncoded, Encoded, type Prepared, Tag } from "./_codec.ts";
+import { CONSTANTS, decodeEncoded, Encoded, type Prepared, Tag, tagOf } from "./_codec.ts";
 import { EMPTY, FifoRefused, type FifoRefusal, RESOLVED, SHUT } from "./_fifo.ts";
 import { runtime } from "./runtime/detect.ts";
 
@@ -81,19 +81,6 @@ function payloadSize(item: Prepared): number {
   return item instanceof Encoded ? item.bytes.length : 0;
 }
 
-function tagOf(item: Prepared): number {
-  switch (item) {
-    case null:
-      return Tag.NULL;
-    case undefined:
-      return Tag.UNDEFINED;
-    case true:
-      return Tag.TRUE;
-    case false:
-      return Tag.FALSE;
-  }
-  return typeof item === "number" ? Tag.NUMBER : (item as Encoded).tag;
-}
 
 // Puts to an unbounded FIFO are buffered here and written in batches, as Python's
 // feeder thread does: one lock and one wake-up per batch instead of per item.
@@ -486,20 +473,12 @@ export class SharedFifo {
     i32[HEAD] = (head + 5 + size) % capacity;
     i32[USED] -= 5 + size;
     if (i32[USED] === 0) i32[HEAD] = 0;
-    switch (tag) {
-      case Tag.NUMBER:
-        if (at + 8 <= capacity) return this.#view.getFloat64(HEADER_BYTES + at);
-        this.#read(at, scratch, capacity);
-        return scratchView.getFloat64(0);
-      case Tag.NULL:
-        return null;
-      case Tag.UNDEFINED:
-        return undefined;
-      case Tag.TRUE:
-        return true;
-      case Tag.FALSE:
-        return false;
+    if (tag === Tag.NUMBER) {
+      if (at + 8 <= capacity) return this.#view.getFloat64(HEADER_BYTES + at);
+      this.#read(at, scratch, capacity);
+      return scratchView.getFloat64(0);
     }
+    if (CONSTANTS.has(tag)) return CONSTANTS.get(tag);
     const payload = new Uint8Array(size);
     this.#read(at, payload, capacity);
     return new Encoded(tag, payload);
