@@ -1,12 +1,11 @@
 // Pipes under both start methods: CPython's _TestConnection, ported.
 import assert from "node:assert/strict";
-import { test as baseTest } from "node:test";
+import { test } from "node:test";
 import { type Connection, EOFError, getContext, pipe, ProcessError } from "../mod.ts";
 import { self as q } from "./fixtures/queue_targets.ts";
 import { METHODS } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
-const test = baseTest;
 
 
 

@@ -2,7 +2,7 @@
 // producer/consumer guarantees.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { test as baseTest } from "node:test";
+import { test } from "node:test";
 import {
   getContext,
   JoinableQueue,
@@ -16,7 +16,6 @@ import { self as q } from "./fixtures/queue_targets.ts";
 import { METHODS, runProgram, tempPath, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
-const test = baseTest;
 
 
 
@@ -217,7 +216,9 @@ for (const method of METHODS) {
     const victimLog = tempPath("victim.txt");
     const victim = new ctx.Process({ target: q.waitOnQueue, args: [queue, victimLog] });
     victim.start();
-    await waitUntil(() => existsSync(victimLog), "the victim consumer waits in get()", 60_000);
+    // The file exists a moment before its line is written: wait for the line itself.
+    const waiting = () => existsSync(victimLog) && readFileSync(victimLog, "utf8") === "waiting\n";
+    await waitUntil(waiting, "the victim consumer waits in get()", 60_000);
     victim.kill();
     await victim.join(30_000);
     const logs = [tempPath("c0.txt"), tempPath("c1.txt")];
