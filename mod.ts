@@ -44,6 +44,28 @@ export {
 } from "./src/queues.ts";
 export { Connection, pipe, type PipeOptions } from "./src/connection.ts";
 export {
+  type ApplyOptions,
+  AsyncResult,
+  type MapOptions,
+  Pool,
+  type PoolOptions,
+  type PoolStats,
+  type TaskOptions,
+} from "./src/pool.ts";
+export {
+  ALL_COMPLETED,
+  asCompleted,
+  type ExecutorMapOptions,
+  type ExecutorOptions,
+  FIRST_COMPLETED,
+  FIRST_EXCEPTION,
+  Future,
+  ProcessPoolExecutor,
+  wait,
+} from "./src/futures.ts";
+export {
+  BrokenProcessPoolError,
+  CancelledError,
   EOFError,
   ProcessError,
   QueueEmptyError,

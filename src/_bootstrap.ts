@@ -39,6 +39,7 @@ const identity = {
   self,
   parent: start.parent,
   startMethod: start.startMethod,
+  channel: started.channel,
   importing: true,
 };
 setChildIdentity(identity);

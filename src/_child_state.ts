@@ -6,6 +6,7 @@
  */
 import { runtime } from "./runtime/detect.ts";
 import type { StartMethod } from "./_start_method.ts";
+import type { Channel } from "./runtime/types.ts";
 
 /**
  * What a process knows about itself or its parent (Python's `current_process()`).
@@ -33,6 +34,8 @@ export interface ChildIdentity {
   self: ProcessInfo;
   parent: ProcessInfo;
   startMethod: StartMethod;
+  /** The private channel to the parent (a pool worker takes its tasks from it). */
+  channel: Channel;
   /** True while the child imports its target's module (Python's bootstrapping phase). */
   importing: boolean;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 import { checkStartMethod, getAllStartMethods, getStartMethod, setStartMethod, type StartMethod } from "./_start_method.ts";
+import { ProcessPoolExecutor, type ExecutorOptions } from "./futures.ts";
+import { Pool, type PoolOptions } from "./pool.ts";
 import { Process, type ProcessOptions } from "./process.ts";
 
 export { getAllStartMethods, getStartMethod, setStartMethod, type StartMethod };
@@ -24,6 +26,10 @@ export interface Context {
   readonly startMethod: StartMethod;
   /** {@linkcode Process}, started with this context's method. */
   readonly Process: new <A extends unknown[] = unknown[]>(options: ProcessOptions<A>) => Process<A>;
+  /** {@linkcode Pool}, whose workers start with this context's method. */
+  readonly Pool: new (options?: PoolOptions) => Pool;
+  /** {@linkcode ProcessPoolExecutor}, whose workers start with this context's method. */
+  readonly ProcessPoolExecutor: new (options?: ExecutorOptions) => ProcessPoolExecutor;
 }
 
 const contexts = new Map<StartMethod, Context>();
@@ -34,7 +40,17 @@ function makeContext(method: StartMethod): Context {
       super({ ...options, context: options?.context ?? method });
     }
   }
-  return Object.freeze({ startMethod: method, Process: BoundProcess });
+  class BoundPool extends Pool {
+    constructor(options: PoolOptions = {}) {
+      super({ ...options, context: options?.context ?? method });
+    }
+  }
+  class BoundExecutor extends ProcessPoolExecutor {
+    constructor(options: ExecutorOptions = {}) {
+      super({ ...options, context: options?.context ?? method });
+    }
+  }
+  return Object.freeze({ startMethod: method, Process: BoundProcess, Pool: BoundPool, ProcessPoolExecutor: BoundExecutor });
 }
 
 /**

@@ -103,6 +103,34 @@ export class QueueFullError extends ProcessError {}
  */
 export class EOFError extends ProcessError {}
 
+/**
+ * A pool cannot be used any more: one of its workers ended abruptly, or its
+ * initializer failed (Python's `concurrent.futures.process.BrokenProcessPool`).
+ * Every pending task of the pool fails with it.
+ *
+ * @example
+ * ```ts
+ * import { BrokenProcessPoolError, ProcessPoolExecutor } from "polyproc";
+ * await using ex = new ProcessPoolExecutor({ maxWorkers: 1 });
+ * await ex.submit(() => ({}).constructor.constructor("return process")().exit(9))
+ *   .then(undefined, (e) => console.log(e instanceof BrokenProcessPoolError)); // true (on Node)
+ * ```
+ */
+export class BrokenProcessPoolError extends ProcessError {}
+
+/**
+ * The future was cancelled before it ran (Python's `concurrent.futures.CancelledError`).
+ *
+ * @example
+ * ```ts
+ * import { CancelledError, ProcessPoolExecutor } from "polyproc";
+ * await using ex = new ProcessPoolExecutor({ maxWorkers: 1 });
+ * const futures = [1, 2, 3, 4].map((n) => ex.submit((x: number) => x, n));
+ * if (futures[3].cancel()) await futures[3].result().catch((e) => console.log(e instanceof CancelledError)); // true
+ * ```
+ */
+export class CancelledError extends ProcessError {}
+
 /** Classes rebuilt by name when an error crosses into this isolate. */
 export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> = new Map<
   string,
@@ -121,4 +149,6 @@ export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> 
   ["QueueEmptyError", QueueEmptyError],
   ["QueueFullError", QueueFullError],
   ["EOFError", EOFError],
+  ["BrokenProcessPoolError", BrokenProcessPoolError],
+  ["CancelledError", CancelledError],
 ]);

@@ -42,7 +42,12 @@ export interface ProcessOptions<A extends unknown[] = unknown[]> {
   context?: StartMethod;
 }
 
-const BOOTSTRAP = new URL(`./_bootstrap${/\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".js"}`, import.meta.url);
+/** The URL of a sibling module of this one, with this module's own extension (.ts in source, .js built). */
+export function siblingModule(name: string): URL {
+  return new URL(`./${name}${/\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".js"}`, import.meta.url);
+}
+
+const BOOTSTRAP = siblingModule("_bootstrap");
 
 const live = new Set<Process>();
 let counter = 0;
@@ -56,6 +61,37 @@ function installExitHook(): void {
   runtime.onExit(() => {
     for (const p of live) p.terminate();
   });
+}
+
+/** Why this isolate may not start a child now, or undefined if it may. */
+export function whyCannotStart(): string | undefined {
+  const identity = childIdentity();
+  if (identity?.self.daemon) return "daemonic processes are not allowed to have children";
+  if (identity?.importing) {
+    // The child is importing the module that names its target, and that module
+    // starts children at top level: without this, every child would do the same.
+    return "the child is still importing its target's module, whose top level starts processes. " +
+      "Guard the main program with `if (isMainModule(import.meta))`";
+  }
+  return undefined;
+}
+
+/** What a child is started with, beyond what every child is told (see {@linkcode StartMessage}). */
+export type LaunchFields = Pick<StartMessage, "target" | "args" | "name" | "daemon">;
+
+/** Starts a child with `method`: the one place a StartMessage is made (Process and pools). */
+export function launch(method: StartMethod, fields: LaunchFields): Popen {
+  const init: StartMessage = {
+    type: "start",
+    ...fields,
+    parent: currentProcess(),
+    startMethod: method,
+    defaultStartMethod: getStartMethod(),
+    broker: brokerForChild(),
+  };
+  // What this process put before start() is in the queue before anything the child puts.
+  flushAll();
+  return method === "worker" ? new WorkerPopen(BOOTSTRAP, init) : new ProcessPopen(BOOTSTRAP, init);
 }
 
 /**
@@ -147,33 +183,11 @@ export class Process<A extends unknown[] = unknown[]> {
   start(): void {
     this.#checkOpen("start");
     if (this.#popen !== undefined) throw this.#error("start", "process has already started");
-    const identity = childIdentity();
-    if (identity?.self.daemon) throw this.#error("start", "daemonic processes are not allowed to have children");
-    if (identity?.importing) {
-      // The child is importing the module that names its target, and that module
-      // starts children at top level: without this, every child would do the same.
-      throw this.#error(
-        "start",
-        "the child is still importing its target's module, whose top level starts processes. " +
-          "Guard the main program with `if (isMainModule(import.meta))`",
-      );
-    }
+    const refusal = whyCannotStart();
+    if (refusal !== undefined) throw this.#error("start", refusal);
     const method = useStartMethod(this.#context);
     const args = packChecked(this.#args, "args", method);
-    const init: StartMessage = {
-      type: "start",
-      target: this.#target,
-      args,
-      name: this.name,
-      daemon: this.#daemon,
-      parent: currentProcess(),
-      startMethod: method,
-      defaultStartMethod: getStartMethod(),
-      broker: brokerForChild(),
-    };
-    // What this process put before start() is in the queue before anything the child puts.
-    flushAll();
-    const popen = method === "worker" ? new WorkerPopen(BOOTSTRAP, init) : new ProcessPopen(BOOTSTRAP, init);
+    const popen = launch(method, { target: this.#target, args, name: this.name, daemon: this.#daemon });
     this.#popen = popen;
     live.add(this);
     installExitHook();

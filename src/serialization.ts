@@ -105,7 +105,10 @@ class Encoder {
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
-        const item = this.encode(value[i], `${path}[${i}]`);
+        const raw = value[i];
+        // Most items are plain numbers and strings: skip the call and its path string.
+        if ((typeof raw !== "object" || raw === null) && typeof raw !== "function" && typeof raw !== "symbol") continue;
+        const item = this.encode(raw, `${path}[${i}]`);
         if (item !== value[i]) (copy ??= value.slice())[i] = item;
       }
       return copy ?? value;
@@ -197,6 +200,18 @@ export function pack(value: unknown, what = "value", transport: Transport = "byt
   const encoder = new Encoder(transport);
   const v = encoder.encode(value, what);
   return { v, t: encoder.tagged };
+}
+
+function isPlain(item: unknown): boolean {
+  const type = typeof item;
+  return (type !== "object" || item === null) && type !== "function" && type !== "symbol";
+}
+
+/** {@linkcode pack}, without allocating for a primitive (the common task argument and result). */
+export function packFast(value: unknown, what: string, transport: Transport): Packed {
+  if (isPlain(value)) return { v: value, t: false };
+  if (Array.isArray(value) && value.length <= 16 && value.every(isPlain)) return { v: value, t: false };
+  return pack(value, what, transport);
 }
 
 /**

@@ -132,11 +132,28 @@ class ProcessChild implements ChildHandle {
   }
 }
 
+// The parent may send right after the first message, before the child's code has
+// chosen a handler: keep what arrives until then, so nothing sent is lost.
+function bufferedOnMessage(listen: (h: (m: unknown) => void) => void): (h: (m: unknown) => void) => void {
+  let early: unknown[] | undefined = [];
+  let handler = (m: unknown): void => void early!.push(m);
+  listen((m) => handler(m));
+  return (h) => {
+    handler = h;
+    const waiting = early ?? [];
+    early = undefined;
+    for (const m of waiting) h(m);
+  };
+}
+
 function workerChannel(): Channel {
   const port = workerThreads().parentPort!;
+  const onMessage = bufferedOnMessage((h) => port.on("message", h));
+  // Listening refs the port; the child's own code decides what keeps it alive.
+  port.unref();
   return {
     send: (m) => port.postMessage(m),
-    onMessage: (h) => port.on("message", h),
+    onMessage,
     ref: () => port.ref(),
     unref: () => port.unref(),
   };
@@ -147,9 +164,11 @@ function processChannel(): Channel {
     send(m: unknown): boolean;
     channel?: { ref?(): void; unref?(): void };
   };
+  const onMessage = bufferedOnMessage((h) => process.on("message", h));
+  proc.channel?.unref?.();
   return {
     send: (m) => proc.send(m),
-    onMessage: (h) => process.on("message", h),
+    onMessage,
     ref: () => proc.channel?.ref?.(),
     unref: () => proc.channel?.unref?.(),
   };
