@@ -78,9 +78,9 @@ const emitted = program.emit(undefined, (file, text, bom) => {
 });
 if (emitted.emitSkipped || emitted.diagnostics.length > 0) fail("TypeScript emit failed");
 
-// Guard the run-time contract of src/process.ts: `_bootstrap.js` next to `process.js`,
+// Guard the run-time contract of src/process.ts: `_bootstrap.js` and `_pool_worker.js` next to `process.js`,
 // and no `.ts` specifier left behind in the output.
-for (const file of ["esm/mod.js", "esm/mod.d.ts", "esm/src/process.js", "esm/src/_bootstrap.js"]) {
+for (const file of ["esm/mod.js", "esm/mod.d.ts", "esm/src/process.js", "esm/src/_bootstrap.js", "esm/src/_pool_worker.js"]) {
   if (!existsSync(join(out, file))) fail(`expected npm/${file} in the output`);
 }
 for (const file of readdirSync(join(out, "esm"), { recursive: true, encoding: "utf8" })) {
@@ -170,6 +170,17 @@ for (const method of ["worker", "process"]) {
   const items = [await q.get({ timeout: 30000 }), await q.get({ timeout: 30000 }), await q.get({ timeout: 30000 })];
   await producer.join();
   check(JSON.stringify(items.map(String)) === '["0","10","20"]', method + ": queue gave " + items.map(String));
+
+  // A pool's workers load the pool-worker module by URL, next to the bootstrap.
+  const pool = new ctx.Pool({ processes: 2 });
+  const squares = await pool.map((x) => x * x, [1, 2, 3]);
+  pool.close();
+  await pool.join();
+  check(JSON.stringify(squares) === "[1,4,9]", method + ": pool.map gave " + JSON.stringify(squares));
+  const ex = new ctx.ProcessPoolExecutor({ maxWorkers: 1 });
+  const sum = await ex.submit((a, b) => a + b, 2, 3);
+  await ex.shutdown();
+  check(sum === 5, method + ": executor gave " + sum);
 }
 console.log("ok");
 `;
@@ -185,7 +196,7 @@ for (const [label, exe] of runtimes) {
   try {
     // Piped, so that the throwing child's expected stack trace stays out of the log.
     execFileSync(exe, ["smoke.mjs", scratch], { cwd: project, encoding: "utf8", stdio: "pipe", timeout: 60_000 });
-    console.log(`build_npm: smoke ${label}: ok (Process and Queue, worker + process) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+    console.log(`build_npm: smoke ${label}: ok (Process, Queue, Pool and executor, worker + process) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   } catch (err) {
     failed = true;
     const e = err as { stdout?: string; stderr?: string; message: string };

@@ -14,6 +14,9 @@ const EXPECTED: Record<string, string> = {
   "05_joinable_queue.ts": "all tasks done\n[0,1,4,9,16,25,36,49,64,81]\n" +
     "extra taskDone -> RangeError: taskDone() called too many times\n",
   "06_pipe.ts": 'child got "hello"\n[1,2,{"k":"v"}]\nEOFError after child closed its end\n',
+  "07_pools.ts": "Pool.map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\nPool.apply_async: 144\nPool.imap: [0, 1, 4, 9, 16]\n" +
+    "Pool.starmap: [32, 27]\nExecutor.map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n" +
+    "as_completed (sorted): [(0, 0), (1, 1), (2, 4), (3, 9), (4, 16)]\n",
 };
 
 
