@@ -8,7 +8,7 @@
  */
 import { Deque } from "./_deque.ts";
 import { CANCELLED, type Scheduler, type Task, type TaskOptions } from "./_scheduler.ts";
-import { TimeoutError } from "./errors.ts";
+import { CancelledError, TimeoutError } from "./errors.ts";
 
 type FnEntry = Parameters<Scheduler["submit"]>[0];
 type Outcome = { ok: boolean; value: unknown };
@@ -103,7 +103,11 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
     const index = this.#submitted++;
     const settle = (ok: boolean, value: unknown) => {
       this.#tasks.delete(index);
-      if (value === CANCELLED) return;
+      if (value === CANCELLED) {
+        if (this.#finished) return; // our own return() dropped it
+        ok = false;
+        value = new CancelledError("The rest of the map was cancelled (shutdown with cancelFutures)");
+      }
       const outcome = { ok, value };
       if (this.#options.ordered) this.#outcomes.set(index, outcome);
       else this.#arrivals.push(outcome);

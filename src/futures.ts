@@ -439,23 +439,27 @@ export async function wait<R>(
     throw new RangeError(`returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got ${String(returnWhen)}`);
   }
   const timeout = checkTimeout(options.timeout);
-  const satisfied = () => {
-    const done = [...all].filter((f) => f.done());
-    if (returnWhen === FIRST_COMPLETED && done.length > 0) return true;
-    if (returnWhen === FIRST_EXCEPTION && done.some((f) => failed(f as Future<unknown>))) return true;
-    return done.length === all.size;
-  };
-  if (!satisfied()) {
-    await withTimeout(
-      new Promise<void>((resolve) => {
-        for (const f of all) f.addDoneCallback(() => satisfied() && resolve());
-      }),
-      timeout,
-      () => new TimeoutError("wait() timed out"),
-    ).catch((err) => {
-      if (!(err instanceof TimeoutError)) throw err;
-    });
-  }
+  let doneCount = 0, failedCount = 0;
+  const satisfied = () =>
+    (returnWhen === FIRST_COMPLETED && doneCount > 0) || (returnWhen === FIRST_EXCEPTION && failedCount > 0) ||
+    doneCount === all.size;
+  await withTimeout(
+    new Promise<void>((resolve) => {
+      // Done futures call back at once, so the counts start right.
+      for (const f of all) {
+        f.addDoneCallback(() => {
+          doneCount++;
+          if (failed(f as Future<unknown>)) failedCount++;
+          if (satisfied()) resolve();
+        });
+      }
+      if (satisfied()) resolve();
+    }),
+    timeout,
+    () => new TimeoutError("wait() timed out"),
+  ).catch((err) => {
+    if (!(err instanceof TimeoutError)) throw err;
+  });
   const done = new Set([...all].filter((f) => f.done()));
   return { done, notDone: new Set([...all].filter((f) => !done.has(f))) };
 }
