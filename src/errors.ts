@@ -110,10 +110,11 @@ export class EOFError extends ProcessError {}
  *
  * @example
  * ```ts
- * import { BrokenProcessPoolError, ProcessPoolExecutor } from "polyproc";
+ * import { BrokenProcessPoolError, fromModule, ProcessPoolExecutor } from "polyproc";
+ * // tasks.ts: export function crash(): never { exit(9); }  (polyproc's exit ends the worker)
+ * const { crash } = fromModule<typeof import("./tasks.ts")>(new URL("./tasks.ts", import.meta.url));
  * await using ex = new ProcessPoolExecutor({ maxWorkers: 1 });
- * await ex.submit(() => ({}).constructor.constructor("return process")().exit(9))
- *   .then(undefined, (e) => console.log(e instanceof BrokenProcessPoolError)); // true (on Node)
+ * await ex.submit(crash).then(undefined, (e) => console.log(e instanceof BrokenProcessPoolError)); // true
  * ```
  */
 export class BrokenProcessPoolError extends ProcessError {}
