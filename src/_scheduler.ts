@@ -503,11 +503,10 @@ export class Scheduler {
     }
     for (let i = 0; i < b.length; i += 4) {
       const id = b[i] as number;
-      const task = w.inflight.shift();
-      if (task === undefined || task.id !== id) {
-        // The worker answers in order; anything else is a bug worth seeing, not hiding.
-        throw new ProcessError(`polyproc pool: ${w.name} answered task ${id} out of order`);
-      }
+      // The worker answers in order. A message that trails its worker's exit (whose
+      // tasks were already failed or requeued) matches nothing and is dropped.
+      if (w.inflight.peek()?.id !== id) continue;
+      const task = w.inflight.shift()!;
       const status = b[i + 1] as number;
       if (status === STATUS_CANCELLED) continue;
       this.#completed++;
