@@ -2,7 +2,9 @@
 // Runs the benchmark programs (BENCHES below) under Node (+tsx), Deno, Bun and CPython, one run at a time,
 // collects their `##RESULT {json}` lines and prints combined markdown tables: Process start+join with
 // polyproc÷raw ratios, then queue throughput and pipe round trips (polyproc, raw primitive, Python mp, ratios
-// and the targets of issue 3, marked ✓/✗). Without python3, the Python figures are "—" with a note.
+// and the targets of issue 3, marked ✓/✗), then the Pool (polyproc's Pool and ProcessPoolExecutor, a raw
+// worker pool, piscina on node, Python's Pool, with the targets of issue 4). Without python3, the Python
+// figures are "—" with a note.
 //
 //   npm run bench                                     every bench, every runtime
 //   npm run bench -- --runtime=node,python            some runtimes (node|node-js|deno|bun|python)
@@ -31,6 +33,8 @@
 // Rates and latencies in other units (scripts/bench_queue.ts) print id, col, label, unit, better, median, min,
 // max, n, round_values, or `skipped` with a note instead of figures; they go to the table that QUEUE_ROWS
 // describes: one row per runtime with polyproc's figure, the raw primitive's, Python's, the ratios and a target.
+// Ids starting with "pool_" go to the Pool table instead (POOL_FAMILIES: rows by id, columns by runtime, the
+// anchors piscina and Python in a column of their own, and target rows).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -64,8 +68,20 @@ const BENCHES = [
     denoFlags: ["--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env"],
     args: () => [],
   },
+  {
+    name: "pool",
+    runtimes: ["node", "node-js", "deno", "bun"],
+    file: "scripts/bench_pool.ts",
+    jsExtra: ["scripts/bench_pool_targets.ts", "scripts/bench_pool_raw.mjs"],
+    denoFlags: ["--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env"],
+    args: () => [],
+  },
+  // piscina (an npm devDependency), node only, plain JS with no loader: `plainNode`.
+  { name: "pool piscina", runtimes: ["node"], plainNode: true, file: "scripts/bench_pool_piscina.mjs", args: () => [] },
+  // Python's Pool, in a run of its own (its own timeout and load figures).
+  { name: "pool python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=pool"] },
   // mp.Queue / mp.Pipe (the anchors of "queue and pipe"), then Process start+join.
-  { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => [] },
+  { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=queue,start"] },
 ];
 
 // Table columns: a result's `col` (JS programs use the runtime's name).
@@ -121,6 +137,81 @@ const QUEUE_ROWS = [
   { family: "pipe_rt", method: "worker", target: { factor: 1, text: "≤ Python" } },
   { family: "pipe_rt", method: "process", target: { factor: 1.5, text: "≤ 1.5× Python" } },
 ];
+
+// Pool table (issue 4), one section per family: `rows` are result ids (JS ids: one cell per runtime; the
+// anchors piscina and Python: col "piscina"/"python", shown in the anchor column). `targets` are checked per
+// runtime column: `id` against `vs` times `factor` (higher is better: ≥; lower: ≤) or against `min`. Every
+// "process" row is also checked as issue 4 asks: within 2× of the same runtime's "worker" figure, or better
+// than Python's (`python`), and both ratios are shown.
+const POOL_FAMILIES = [
+  {
+    family: "pool_map",
+    title: "`pool.map(sq, 100,000 ints)`, trivial tasks (x*x), default chunksize",
+    unit: "tasks/s",
+    better: "higher",
+    python: "pool_map.python",
+    rows: [
+      { id: "pool_map.polyproc.worker", label: "polyproc `Pool`, \"worker\"" },
+      { id: "pool_map.polyproc.process", label: "polyproc `Pool`, \"process\"" },
+      { id: "pool_map.python", label: "Python `Pool(2).map(sq, range(100000))`" },
+    ],
+    targets: [{ id: "pool_map.polyproc.worker", vs: "pool_map.python", factor: 1, text: "\"worker\" ≥ Python" }],
+  },
+  {
+    family: "pool_submit",
+    title: "100,000 trivial tasks submitted one by one, then all awaited",
+    unit: "tasks/s",
+    better: "higher",
+    python: "pool_submit.python",
+    rows: [
+      { id: "pool_submit.polyproc.worker", label: "polyproc `pool.applyAsync(sq, [i])` × 100k, then every `.get()`, \"worker\"" },
+      { id: "pool_submit.futures.worker", label: "polyproc `ex.submit(sq, i)` × 100k (ProcessPoolExecutor), `Promise.all`, \"worker\"" },
+      { id: "pool_submit.polyproc.process", label: "polyproc `pool.applyAsync`, \"process\"" },
+      { id: "pool_submit.futures.process", label: "polyproc `ex.submit`, \"process\"" },
+      { id: "pool_submit.raw", label: "raw worker pool, pipelined: all posted at once, round-robin, a Promise per task" },
+      { id: "pool_submit.piscina", label: "piscina `run(i)` × 100k, default options (1 task in flight per worker), `Promise.all`" },
+      { id: "pool_submit.python", label: "Python `Pool(2).map(sq, range(100000), chunksize=1)`" },
+      { id: "pool_submit.python_apply", label: "(info) Python `apply_async(sq, (i,))` × 20k, then every `.get()`" },
+    ],
+    targets: [
+      { id: "pool_submit.polyproc.worker", vs: "pool_submit.piscina", factor: 4, text: "`applyAsync` \"worker\" ≥ 4× piscina" },
+      { id: "pool_submit.polyproc.worker", vs: "pool_submit.python", factor: 2, text: "`applyAsync` \"worker\" ≥ 2× Python chunksize=1" },
+      { id: "pool_submit.futures.worker", vs: "pool_submit.piscina", factor: 4, text: "`submit` \"worker\" ≥ 4× piscina" },
+      { id: "pool_submit.futures.worker", vs: "pool_submit.python", factor: 2, text: "`submit` \"worker\" ≥ 2× Python chunksize=1" },
+    ],
+  },
+  {
+    family: "pool_rt",
+    title: "one task's round trip, `await pool.apply(sq, [1])` in a loop, mean of 2,000 after 500",
+    unit: "µs",
+    better: "lower",
+    python: "pool_rt.python",
+    rows: [
+      { id: "pool_rt.polyproc.worker", label: "polyproc `Pool`, \"worker\"" },
+      { id: "pool_rt.polyproc.process", label: "polyproc `Pool`, \"process\"" },
+      { id: "pool_rt.raw", label: "raw worker pool, `await run(sq, 1)` (postMessage round trip)" },
+      { id: "pool_rt.piscina", label: "piscina `await run(1)`" },
+      { id: "pool_rt.python", label: "Python `apply_async(sq, (1,)).get()`" },
+    ],
+    targets: [{ id: "pool_rt.polyproc.worker", vs: "pool_rt.piscina", factor: 1, text: "\"worker\" ≤ piscina" }],
+  },
+  {
+    family: "pool_cpu",
+    title: "CPU speedup, 2 workers: 40 × cpu(n) ≈ 10 ms each (n calibrated per program), parallel vs serial in the parent, ABA",
+    unit: "×",
+    better: "higher",
+    python: "pool_cpu.python",
+    rows: [
+      { id: "pool_cpu.polyproc.worker", label: "polyproc `pool.map(cpu, ns)`, \"worker\"" },
+      { id: "pool_cpu.polyproc.process", label: "polyproc `pool.map(cpu, ns)`, \"process\"" },
+      { id: "pool_cpu.raw", label: "raw worker pool, all posted at once" },
+      { id: "pool_cpu.piscina", label: "piscina `run({ n })` × 40, `Promise.all`" },
+      { id: "pool_cpu.python", label: "Python `Pool(2).map(cpu, ns)` (cpu = sum(i*i for i in range(n)))" },
+    ],
+    targets: [{ id: "pool_cpu.polyproc.worker", min: 1.85, text: "\"worker\" ≥ 1.85×" }],
+  },
+];
+const POOL_ANCHOR_COLS = ["piscina", "python"];
 
 // ---------------------------------------------------------------------------------------------- arguments
 function usage(msg) {
@@ -199,7 +290,8 @@ async function plainJsTree(dir) {
 }
 
 const DENO_FLAGS = ["--allow-read", "--allow-run", "--allow-env"];
-function commandFor(rt, file, denoFlags = DENO_FLAGS) {
+function commandFor(rt, file, denoFlags = DENO_FLAGS, plainNode = false) {
+  if (plainNode) return [process.execPath, file];
   switch (rt) {
     case "node":
       return [process.execPath, "--import", "tsx", file];
@@ -346,7 +438,7 @@ for (const bench of BENCHES) {
         continue;
       }
     }
-    const argv = [...commandFor(rt, bench.file, bench.denoFlags), ...bench.args(ctx), ...opts.pass];
+    const argv = [...commandFor(rt, bench.file, bench.denoFlags, bench.plainNode), ...bench.args(ctx), ...opts.pass];
     let best = null;
     for (let attempt = 1; attempt <= 2; attempt++) {
       const waited = await quietGate();
@@ -378,7 +470,8 @@ for (const bench of BENCHES) {
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 // Results in ms (start+join) and in other units (queue and pipe) go to separate tables.
 const msResults = results.filter((r) => r.unit === undefined);
-const unitResults = results.filter((r) => r.unit !== undefined);
+const unitResults = results.filter((r) => r.unit !== undefined && !r.id.startsWith("pool_"));
+const poolResults = results.filter((r) => r.unit !== undefined && r.id.startsWith("pool_"));
 const byKey = new Map(msResults.map((r) => [`${r.id}|${r.col}`, r]));
 const cols = COLUMNS.filter((c) => msResults.some((r) => r.col === c.col));
 for (const r of msResults) if (!cols.some((c) => c.col === r.col)) cols.push({ col: r.col, head: r.col });
@@ -523,11 +616,129 @@ if (unitResults.length) {
     `⚠ = the run had > 0.25 cores of foreign load.`);
   if (notes.length) console.log("\n" + notes.map((n, i) => `[${i + 1}] ${n}`).join("\n"));
 }
+// ---------------------------------------------------------------------------------------------- pool table
+const poolTargetLines = []; // every Pool target checked: "✓ ..." / "✗ ..."
+if (poolResults.length) {
+  const byId = new Map(poolResults.map((r) => [`${r.id}|${r.col}`, r]));
+  const notes = [];
+  const noteMark = (text) => {
+    let i = notes.indexOf(text);
+    if (i < 0) i = notes.push(text) - 1;
+    return `[${i + 1}]`;
+  };
+  const num = (x, unit) => unit === "tasks/s"
+    ? (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(x >= 1e5 ? 0 : 1)}k` : x.toFixed(0))
+    : unit === "×" ? x.toFixed(2) : fmt(x);
+  const has = (r) => r && r.skipped === undefined;
+  const cellOf = (r, unit) => {
+    if (!r) return "—";
+    if (r.skipped !== undefined) return `— ${noteMark(r.skipped)}`;
+    const warn = r.foreign_cores !== null && r.foreign_cores > 0.25 ? " ⚠" : "";
+    return `${num(r.median, unit)} (${num(r.min, unit)}–${num(r.max, unit)})${warn}`;
+  };
+  // The anchors (piscina, Python) ran once; a JS runtime's target compares with that one figure.
+  const anchorOf = (id) => POOL_ANCHOR_COLS.map((c) => byId.get(`${id}|${c}`)).find(Boolean);
+  const anchorMissing = (col) => {
+    const why = col === "python" ? (skippedRuntimes.get("python") ?? (opts.runtimes.includes("python") ? null : "not run (--runtime)"))
+      : (opts.runtimes.includes("node") ? null : "piscina runs with --runtime=node; not run");
+    return why ? `— ${noteMark(`${col === "python" ? "Python" : "piscina"}: ${why}`)}` : "—";
+  };
+  const jsCols = COLUMNS.filter((c) => !c.col.startsWith("python") && poolResults.some((r) => r.col === c.col));
+  const pl = [];
+  pl.push(`| Pool metric (2 workers) | ${jsCols.map((c) => c.head).join(" | ")} | anchor: piscina (node) / Python mp |`);
+  pl.push(`| --- | ${jsCols.map(() => "---").join(" | ")} | --- |`);
+  const blank = jsCols.map(() => "").join(" | ");
+  const shown = new Set();
+  for (const fam of POOL_FAMILIES) {
+    const better = fam.better === "higher" ? "higher is better" : "lower is better";
+    pl.push(`| **${fam.title}** (${fam.unit}, ${better}) | ${blank} | |`);
+    const ids = [...fam.rows.map((r) => r.id),
+      ...poolResults.filter((r) => r.id.startsWith(fam.family + ".") && !fam.rows.some((x) => x.id === r.id))
+        .map((r) => r.id).filter((id, i, a) => a.indexOf(id) === i)];
+    for (const id of ids) {
+      shown.add(id);
+      const label = fam.rows.find((r) => r.id === id)?.label ?? poolResults.find((r) => r.id === id).label;
+      const anchorCol = id.endsWith(".piscina") ? "piscina" : /\.python/.test(id) ? "python" : null;
+      if (anchorCol) {
+        const r = anchorOf(id);
+        if (!r && id.endsWith("_apply")) continue;
+        pl.push(`| ${label} | ${blank} | ${r ? cellOf(r, fam.unit) : anchorMissing(anchorCol)} |`);
+      } else {
+        const cells = jsCols.map((c) => cellOf(byId.get(`${id}|${c.col}`), fam.unit));
+        if (cells.every((c) => c === "—")) continue;
+        pl.push(`| ${label} | ${cells.join(" | ")} | |`);
+      }
+    }
+    // Targets: one row each, a ratio and ✓/✗ per runtime column.
+    const check = (text, fn) => {
+      const cells = jsCols.map((c) => {
+        const res = fn(c);
+        if (res === null) return "—";
+        poolTargetLines.push(`${res.mark} ${c.head}: ${text}: ${res.detail}`);
+        return `${res.shown} ${res.mark}`;
+      });
+      if (cells.some((c) => c !== "—")) pl.push(`| *target: ${text}* | ${cells.join(" | ")} | |`);
+    };
+    const meets = (x, goal) => (fam.better === "higher" ? x >= goal : x <= goal);
+    for (const t of fam.targets) {
+      check(t.text, (c) => {
+        const a = byId.get(`${t.id}|${c.col}`);
+        if (!a) return null;
+        if (!has(a)) return { shown: "not measured", mark: "—", detail: a.skipped };
+        const u = fam.unit;
+        if (t.min !== undefined) {
+          return { shown: num(a.median, u) + u, mark: a.median >= t.min ? "✓" : "✗", detail: `${num(a.median, u)}${u}` };
+        }
+        const b = anchorOf(t.vs);
+        if (!has(b)) return { shown: "no anchor", mark: "?", detail: `no figure for ${t.vs}` };
+        const q = a.median / b.median;
+        return {
+          shown: `${q.toFixed(2)}×`,
+          mark: meets(a.median, b.median * t.factor) ? "✓" : "✗",
+          detail: `${num(a.median, u)} vs ${num(b.median, u)} ${u} = ${q.toFixed(2)}×`,
+        };
+      });
+    }
+    // "process": within 2× of "worker" (same runtime), or better than Python.
+    for (const id of fam.rows.map((r) => r.id).filter((id) => id.endsWith(".process"))) {
+      const short = id.slice(fam.family.length + 1).replace(/\.process$/, "");
+      check(`${short} "process" within 2× of "worker" or better than Python`, (c) => {
+        const p = byId.get(`${id}|${c.col}`), w = byId.get(`${id.replace(/\.process$/, ".worker")}|${c.col}`);
+        if (!p) return null;
+        if (!has(p)) return { shown: "not measured", mark: "—", detail: p.skipped };
+        const py = anchorOf(fam.python);
+        const parts = [], ok = [];
+        if (has(w)) {
+          parts.push(`${(p.median / w.median).toFixed(2)}× "worker"`);
+          ok.push(meets(p.median, fam.better === "higher" ? w.median / 2 : w.median * 2));
+        }
+        if (has(py)) {
+          parts.push(`${(p.median / py.median).toFixed(2)}× Py`);
+          ok.push(meets(p.median, py.median));
+        }
+        const mark = ok.length === 0 ? "?" : ok.some(Boolean) ? "✓" : "✗";
+        return { shown: parts.join(", ") || "no figures", mark, detail: `${num(p.median, fam.unit)} ${fam.unit}; ${parts.join(", ")}` };
+      });
+    }
+  }
+  for (const r of poolResults.filter((r) => !shown.has(r.id))) {
+    pl.push(`| (other) ${r.label} [${r.col}] | ${blank} | ${cellOf(r, r.unit)} ${r.unit} |`);
+  }
+  const pn = [...new Set(poolResults.filter(has).map((r) => r.n))];
+  console.log(`\n## Pool: polyproc vs raw worker pool vs piscina vs Python multiprocessing (2 workers, same run)\n`);
+  console.log(pl.join("\n"));
+  console.log(`\nCells: median of ${pn.join("/")} rounds (min–max over rounds). Every pool is made and warmed before ` +
+    `timing, and its creation is never timed. Ratios in target rows are polyproc ÷ anchor in the row's unit ` +
+    `(tasks/s and ×: > 1 is faster; µs: < 1 is faster). Python uses its default start method (fork on Linux). ` +
+    `⚠ = the run had > 0.25 cores of foreign load.`);
+  if (notes.length) console.log("\n" + notes.map((n, i) => `[${i + 1}] ${n}`).join("\n"));
+}
 const versions = [...new Set(runs.map((r) => r.runtime))].join(", ");
 console.log(`\nRuns: ${runs.map((r) => `${r.bench} / ${r.runtime} ${r.wall_s.toFixed(1)} s` +
   (r.foreign_cores === null ? "" : ` (foreign ${r.foreign_cores.toFixed(2)})`)).join("; ")}. Total ${elapsed().toFixed(1)} s.`);
 if (misses.length) console.log(`\nAbove target:\n${misses.map((m) => "  - " + m).join("\n")}`);
 if (targetLines.length) console.log(`\nQueue and pipe targets:\n${targetLines.map((m) => "  " + m).join("\n")}`);
+if (poolTargetLines.length) console.log(`\nPool targets:\n${poolTargetLines.map((m) => "  " + m).join("\n")}`);
 if (opts.json) {
   writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), runtimes: versions, runs, results }, null, 2));
   console.log(`\nWrote ${opts.json}`);

@@ -1,11 +1,15 @@
-"""Python baselines for scripts/bench_process.ts (Process(noop).start()+join()) and for
-scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip).
+"""Python baselines for scripts/bench_process.ts (Process(noop).start()+join()), for
+scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip) and for scripts/bench_pool.ts
+(Pool(2): map, map chunksize=1, apply_async, CPU speedup).
 
-    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue]
+    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool]
         [--queue-rounds=3] [--queue-warmup=1] [--small=200000] [--big=20000] [--size=10240]
         [--trips=10000] [--trip-warmup=1000]
+        [--pool-rounds=3] [--pool-warmup=1] [--tasks=100000] [--apply-tasks=20000] [--pool-trips=2000]
+        [--pool-trip-warmup=500] [--cpu-tasks=40] [--cpu-ms=10]
 
---rounds, when given, sets --queue-rounds too (scripts/bench.mjs passes one --rounds to every program).
+--rounds, when given, sets --queue-rounds and --pool-rounds too (scripts/bench.mjs passes one --rounds
+to every program).
 
 Same method as bench_process.ts: a warm-up (which also starts the forkserver), then
 `rounds` rounds in which every metric runs `reps` times in a row, the order rotating
@@ -23,6 +27,15 @@ receives an echo child's reply; after `trip-warmup` round trips, the mean of `tr
 Each sample has a fresh child; `queue-warmup` rounds with a tenth of the work, then `queue-rounds`
 rounds with a rotating order; a result is the median of the rounds. These results carry `unit`, `better`, `median`,
 `min`, `max` and `round_values` instead of the `*_ms` fields.
+
+Pool (col `python`, ids pool_*.python*, the same units), as bench_pool.ts measures polyproc: one
+`ctx.Pool(2)` of the default start method, made and warmed (5,000 tasks, every kind of call) before
+timing. `pool.map(sq, range(tasks))` at the default chunksize and at chunksize=1 (tasks/s);
+`apply_async(sq, (i,))` for `apply-tasks` tasks, then every `.get()` (tasks/s; fewer tasks than the
+others because it is slow, ~7 s per 100k); `apply_async(sq, (1,)).get()` round trip, the mean of
+`pool-trips` after `pool-trip-warmup` (µs); CPU speedup of `pool.map(cpu, [n] * cpu-tasks)` against
+the same calls serially here, cpu(n) = sum(i*i for i in range(n)) calibrated to ~`cpu-ms` ms, ABA (×).
+`pool-warmup` rounds with a tenth of the work, then `pool-rounds` rounds in a rotating order.
 """
 import json
 import multiprocessing as mp
@@ -79,6 +92,14 @@ def echo(conn):
             break
         conn.send(m)
     conn.close()
+
+
+def sq(x):
+    return x * x
+
+
+def cpu(n):
+    return sum(i * i for i in range(n))
 
 
 def mp_queue(ctx, kind, opts):
@@ -162,6 +183,120 @@ def queue_metrics(opts):
         print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
 
 
+def pool_metrics(opts):
+    """bench_pool.ts's Python anchors; prints their ##RESULT lines."""
+    ctx = mp.get_context()
+    method = ctx.get_start_method()
+    now = time.perf_counter
+
+    # cpu(n) for ~cpu-ms ms here (as bench_pool.ts calibrates in its parent).
+    n = 10_000
+    while True:
+        t0 = now()
+        cpu(n)
+        ms = (now() - t0) * 1000
+        if ms > 20:
+            guess = round(n * opts["cpu-ms"] / ms)
+            times = []
+            for _ in range(5):
+                t0 = now()
+                cpu(guess)
+                times.append((now() - t0) * 1000)
+            cpu_n = round(guess * opts["cpu-ms"] / statistics.median(times))
+            break
+        n *= 2
+    task_ms = []
+
+    def pool_map(chunksize):
+        def run(pool):
+            t0 = now()
+            out = pool.map(sq, range(opts["tasks"]), chunksize)
+            dt = now() - t0
+            if out[-1] != (opts["tasks"] - 1) ** 2:
+                raise RuntimeError("Pool.map: wrong result")
+            return opts["tasks"] / dt
+        return run
+
+    def apply_async(pool):
+        k = opts["apply-tasks"]
+        t0 = now()
+        rs = [pool.apply_async(sq, (i,)) for i in range(k)]
+        out = [r.get() for r in rs]
+        dt = now() - t0
+        if out[-1] != (k - 1) ** 2:
+            raise RuntimeError("apply_async: wrong result")
+        return k / dt
+
+    def round_trip(pool):
+        for _ in range(opts["pool-trip-warmup"]):
+            pool.apply_async(sq, (1,)).get()
+        t0 = now()
+        for _ in range(opts["pool-trips"]):
+            pool.apply_async(sq, (1,)).get()
+        return (now() - t0) * 1e6 / max(opts["pool-trips"], 1)
+
+    def speedup(pool):
+        ns = [cpu_n] * opts["cpu-tasks"]
+
+        def serial():
+            t0 = now()
+            for x in ns:
+                cpu(x)
+            return now() - t0
+        a = serial()
+        t0 = now()
+        pool.map(cpu, ns)
+        b = now() - t0
+        a2 = serial()
+        task_ms.append((a + a2) / 2 / len(ns) * 1000)
+        return (a + a2) / 2 / b
+
+    metrics = [  # (id, label, unit, better, run)
+        ("pool_map.python", f"Pool(2).map(sq, range({opts['tasks']})), default chunksize ({method})", "tasks/s",
+         "higher", pool_map(None)),
+        ("pool_submit.python", f"Pool(2).map(sq, range({opts['tasks']}), chunksize=1) ({method})", "tasks/s",
+         "higher", pool_map(1)),
+        ("pool_submit.python_apply", f"Pool(2): {opts['apply-tasks']} × apply_async(sq, (i,)), then every .get() "
+         f"({method})", "tasks/s", "higher", apply_async),
+        ("pool_rt.python", f"Pool(2): apply_async(sq, (1,)).get(), mean of {opts['pool-trips']} ({method})", "µs",
+         "lower", round_trip),
+        ("pool_cpu.python", f"Pool(2).map(cpu, {opts['cpu-tasks']} × ~{opts['cpu-ms']} ms) vs serial, ABA ({method})",
+         "×", "higher", speedup),
+    ]
+    wall = now()
+    work = ("tasks", "apply-tasks", "pool-trips", "cpu-tasks")
+    full = {k: opts[k] for k in work}
+    with ctx.Pool(2) as pool:
+        # Warm the pool (not timed): 5,000 tasks of each kind, the round trip's warm-up, a few cpu tasks.
+        opts.update({"tasks": 5_000, "apply-tasks": 5_000, "pool-trips": 0, "cpu-tasks": 4})
+        for m in metrics:
+            m[4](pool)
+        opts.update({k: v // 10 for k, v in full.items()})
+        for _ in range(opts["pool-warmup"]):
+            for m in metrics:
+                m[4](pool)
+        opts.update(full)
+        task_ms.clear()
+        values = [[] for _ in metrics]
+        for r in range(opts["pool-rounds"]):
+            for k in range(len(metrics)):
+                i = (k + r) % len(metrics)
+                values[i].append(metrics[i][4](pool))
+    print(f"\nCPython {sys.version.split()[0]} Pool ({method}): {opts['pool-rounds']} rounds after "
+          f"{opts['pool-warmup']} warm-up, {now() - wall:.1f} s; cpu n = {cpu_n}, "
+          f"{statistics.median(task_ms) if task_ms else float('nan'):.1f} ms per task in the serial runs (median)")
+    r4 = lambda x: float(f"{x:.4g}")
+    for (mid, label, unit, better, _), vs in zip(metrics, values):
+        med = statistics.median(vs)
+        extra = {"cpu_n": cpu_n} if mid == "pool_cpu.python" else {}
+        print("##RESULT " + json.dumps({
+            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": better,
+            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
+            "round_values": [r4(v) for v in vs], **extra,
+        }, ensure_ascii=False))
+        print(f"  {label:<75} {med:12.2f} {unit}  ({min(vs):.2f}–{max(vs):.2f})")
+
+
 def adopt_orphans():
     """Become a child subreaper (Linux), so that the forkserver and resource tracker,
     which multiprocessing does not wait for, are reaped here and their CPU time counts
@@ -190,8 +325,10 @@ def reap_helpers():
 def main():
     adopt_orphans()
     opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10, "queue-rounds": 3, "queue-warmup": 1,
-            "small": 200_000, "big": 20_000, "size": 10_240, "trips": 10_000, "trip-warmup": 1_000}
-    only = {"start", "queue"}
+            "small": 200_000, "big": 20_000, "size": 10_240, "trips": 10_000, "trip-warmup": 1_000,
+            "pool-rounds": 3, "pool-warmup": 1, "tasks": 100_000, "apply-tasks": 20_000, "pool-trips": 2_000,
+            "pool-trip-warmup": 500, "cpu-tasks": 40, "cpu-ms": 10}
+    only = {"start", "queue", "pool"}
     for arg in sys.argv[1:]:
         key, _, value = arg.lstrip("-").partition("=")
         if key == "only":
@@ -201,7 +338,9 @@ def main():
             sys.exit(f"bench_python: unknown argument {arg}")
         opts[key] = int(value)
         if key == "rounds":
-            opts["queue-rounds"] = int(value)
+            opts["queue-rounds"] = opts["pool-rounds"] = int(value)
+    if "pool" in only:
+        pool_metrics(opts)
     if "queue" in only:
         queue_metrics(opts)
     if "start" not in only:
