@@ -174,6 +174,12 @@ function processChannel(): Channel {
   };
 }
 
+function refusedFlags(err: unknown): string[] | undefined {
+  if ((err as { code?: string })?.code !== "ERR_WORKER_INVALID_EXEC_ARGV") return undefined;
+  const list = /flags: (.*)$/.exec((err as Error).message)?.[1];
+  return list?.split(", ");
+}
+
 /** Builds a full adapter from a runtime's traits. */
 export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
   return {
@@ -186,11 +192,17 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     spawnWorker(entry: URL, options: SpawnOptions): ChildHandle {
       traits.checkCanSpawnWorker?.();
       const { url, execArgv } = traits.workerEntry(entry);
-      const worker = new (workerThreads().Worker)(url, {
-        workerData: { [INIT_KEY]: options.init },
-        ...(execArgv ? { execArgv } : {}),
-      });
-      return new WorkerChild(worker);
+      const start = (argv: string[] | undefined) =>
+        new (workerThreads().Worker)(url, { workerData: { [INIT_KEY]: options.init }, ...(argv ? { execArgv: argv } : {}) });
+      try {
+        return new WorkerChild(start(execArgv));
+      } catch (err) {
+        // Per-process flags (--max-old-space-size, ...) are the process's, not a thread's:
+        // a worker refuses them, and runs well without them.
+        const refused = refusedFlags(err);
+        if (refused === undefined || execArgv === undefined) throw err;
+        return new WorkerChild(start(execArgv.filter((flag) => !refused.includes(flag))));
+      }
     },
 
     spawnProcess(entry: URL, options: SpawnOptions): ChildHandle {
