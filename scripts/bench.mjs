@@ -717,7 +717,7 @@ if (poolResults.length) {
           ok.push(meets(p.median, py.median));
         }
         const mark = ok.length === 0 ? "?" : ok.some(Boolean) ? "✓" : "✗";
-        return { shown: parts.join(", ") || "no figures", mark, detail: `${num(p.median, fam.unit)} ${fam.unit}; ${parts.join(", ")}` };
+        return { shown: parts.join(", ") || "no figures", mark, detail: `${num(p.median, fam.unit)}${fam.unit === "×" ? "" : " "}${fam.unit}; ${parts.join(", ")}` };
       });
     }
   }
