@@ -7,10 +7,22 @@
  */
 import { childIdentity } from "./_child_state.ts";
 import { Deque } from "./_deque.ts";
-import { type Packed, pack, packFast, type Transport, unpack } from "./serialization.ts";
+import { pack, type Transport } from "./serialization.ts";
 import { loadTarget, type TargetSpec } from "./target.ts";
 import type { Channel } from "./runtime/types.ts";
-import { MODE_APPLY, MODE_MAP, type ResultBatch, STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, type TaskBatch, type ToWorker } from "./_pool_protocol.ts";
+import {
+  fromWire,
+  MODE_APPLY,
+  MODE_MAP,
+  type ResultBatch,
+  STATUS_CANCELLED,
+  STATUS_ERROR,
+  STATUS_OK,
+  type TaskBatch,
+  toWire,
+  type ToWorker,
+  WIRE_PLAIN,
+} from "./_pool_protocol.ts";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -76,11 +88,11 @@ class Server {
     this.#running = true;
     const q = this.#queue;
     while (q.length > 0) {
-      // A task is five entries: id, function id, mode, packed args, whether they are tagged.
+      // A task is five entries: id, function id, mode, wire value, wire kind.
       const id = q.shift() as number, fnId = q.shift() as number, mode = q.shift() as number;
-      const v = q.shift(), t = q.shift() as boolean;
+      const v = q.shift(), how = q.shift() as number;
       if (this.#cancelled.delete(id)) {
-        this.#push(id, STATUS_CANCELLED, undefined, false);
+        this.#push(id, STATUS_CANCELLED, undefined, WIRE_PLAIN);
         continue;
       }
       const started = performance.now();
@@ -88,7 +100,7 @@ class Server {
       try {
         let fn = this.#fns.get(fnId)!;
         if (fn instanceof Promise) this.#fns.set(fnId, fn = await fn);
-        const args = t ? unpack({ v, t }) : v;
+        const args = fromWire(v, how);
         value = mode === MODE_APPLY ? fn(...(args as unknown[])) : await runChunk(fn, args as unknown[], mode === MODE_MAP);
         if (value !== null && typeof (value as PromiseLike<unknown>)?.then === "function") value = await value;
       } catch (err) {
@@ -104,20 +116,20 @@ class Server {
   }
 
   #pushResult(id: number, status: number, value: unknown): void {
-    let packed: Packed;
+    let wire: [unknown, number];
     try {
-      packed = packFast(value, "result", this.#transport);
+      wire = toWire(value, "result", this.#transport);
     } catch (err) {
-      packed = pack(err, "error", this.#transport);
+      wire = toWire(err, "error", this.#transport);
       status = STATUS_ERROR;
     }
-    this.#push(id, status, packed.v, packed.t);
+    this.#push(id, status, wire[0], wire[1]);
   }
 
-  #push(id: number, status: number, v: unknown, t: boolean): void {
+  #push(id: number, status: number, v: unknown, how: number): void {
     const out = this.#out;
     if (out.length === 0) this.#outSince = performance.now();
-    out.push(id, status, v, t);
+    out.push(id, status, v, how);
     if (out.length >= FLUSH_AT * 4 || performance.now() - this.#outSince > FLUSH_AFTER_MS) this.#flush();
   }
 
@@ -143,8 +155,8 @@ class Server {
         this.#channel.send({ k: "r", b: one, ms: 0 } satisfies ResultBatch);
       } catch (err) {
         const why = new TypeError(`Cannot copy the task's result back to the parent: ${(err as Error).message}`);
-        const packed = pack(why, "error", this.#transport);
-        this.#channel.send({ k: "r", b: [one[0], STATUS_ERROR, packed.v, packed.t], ms: 0 } satisfies ResultBatch);
+        const [v, how] = toWire(why, "error", this.#transport);
+        this.#channel.send({ k: "r", b: [one[0], STATUS_ERROR, v, how], ms: 0 } satisfies ResultBatch);
       }
     }
   }

@@ -17,11 +17,11 @@
  */
 import { Deque } from "./_deque.ts";
 import type { Popen } from "./_popen.ts";
-import { MODE_APPLY, type FromWorker, type ResultBatch, STATUS_CANCELLED, STATUS_ERROR, type TaskBatch } from "./_pool_protocol.ts";
+import { fromWire, MODE_APPLY, toWire, type FromWorker, type ResultBatch, STATUS_CANCELLED, STATUS_ERROR, type TaskBatch } from "./_pool_protocol.ts";
 import type { StartMethod } from "./_start_method.ts";
 import { BrokenProcessPoolError, ProcessError, TimeoutError } from "./errors.ts";
 import { launch, siblingModule, whyCannotStart } from "./process.ts";
-import { packChecked, packFast, unpack } from "./serialization.ts";
+import { packChecked, unpack } from "./serialization.ts";
 import { type TargetLike, type TargetSpec, toSpec } from "./target.ts";
 
 export { MODE_APPLY, MODE_MAP, MODE_STARMAP } from "./_pool_protocol.ts";
@@ -61,7 +61,7 @@ export class Task {
     readonly fn: FnEntry,
     readonly mode: number,
     readonly v: unknown,
-    readonly t: boolean,
+    readonly how: number,
     readonly timeout: number | undefined,
     readonly hooks: TaskHooks,
   ) {}
@@ -232,8 +232,8 @@ export class Scheduler {
    */
   submit(fn: FnEntry, mode: number, args: unknown[], options: TaskOptions, hooks: TaskHooks): Task {
     this.checkRunning("submit a task");
-    const packed = packFast(args, mode === MODE_APPLY ? "args" : "items", this.options.method);
-    const task = new Task(++taskCounter, fn, mode, packed.v, packed.t, options.timeout, hooks);
+    const [v, how] = toWire(args, mode === MODE_APPLY ? "args" : "items", this.options.method);
+    const task = new Task(++taskCounter, fn, mode, v, how, options.timeout, hooks);
     const signal = options.signal;
     if (signal?.aborted) {
       task.finish(false, signal.reason);
@@ -445,7 +445,7 @@ export class Scheduler {
       w.known.add(fn.id);
       w.outFns.push([fn.id, fn.spec]);
     }
-    w.out.push(task.id, fn.id, task.mode, task.v, task.t);
+    w.out.push(task.id, fn.id, task.mode, task.v, task.how);
     w.outTasks.push(task);
     task.hooks.dispatched?.();
   }
@@ -513,7 +513,7 @@ export class Scheduler {
       if (task.state === DONE) continue;
       let value: unknown;
       try {
-        value = b[i + 3] ? unpack({ v: b[i + 2], t: true }) : b[i + 2];
+        value = fromWire(b[i + 2], b[i + 3] as number);
       } catch (err) {
         task.finish(false, err);
         continue;
