@@ -9,6 +9,7 @@ import { childIdentity } from "./_child_state.ts";
 import { Deque } from "./_deque.ts";
 import { pack, type Transport } from "./serialization.ts";
 import { loadTarget, type TargetSpec } from "./target.ts";
+import { runtime } from "./runtime/detect.ts";
 import type { Channel } from "./runtime/types.ts";
 import {
   fromWire,
@@ -133,6 +134,11 @@ class Server {
     if (out.length >= FLUSH_AT * 4 || performance.now() - this.#outSince > FLUSH_AFTER_MS) this.#flush();
   }
 
+  /** Sends what is held now: the worker is ending (exit() in a task, an uncaught error). */
+  flushNow(): void {
+    this.#flush();
+  }
+
   #flush(): void {
     const b = this.#out;
     if (b.length === 0) return;
@@ -185,6 +191,9 @@ async function runChunk(fn: Fn, items: unknown[], single: boolean): Promise<unkn
 export async function serve(initializer: TargetSpec | null, initargs: unknown[]): Promise<void> {
   const identity = childIdentity()!;
   const server = new Server(identity.channel, identity.startMethod);
+  // Results held for a batch are sent even when a task ends the worker, so the parent
+  // learns which tasks finished and blames the death on the one that was running.
+  runtime.onExit(() => server.flushNow());
   if (initializer !== null) {
     try {
       await (await loadTarget(initializer))(...initargs);

@@ -48,6 +48,7 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
   #feeding = false;
   #finished = false;
   #wake: (() => void) | undefined;
+  #end: () => void;
 
   constructor(scheduler: Scheduler, fn: FnEntry, mode: number, source: Iterator<unknown> | AsyncIterator<unknown>, options: ResultIteratorOptions) {
     this.#scheduler = scheduler;
@@ -55,6 +56,7 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
     this.#mode = mode;
     this.#source = source;
     this.#options = options;
+    this.#end = scheduler.begin(() => void this.#feed());
     void this.#feed();
   }
 
@@ -64,6 +66,8 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
 
   // Chunks out at once: enough to keep every worker at its depth, and no more.
   #limit(): number {
+    // Once the pool is closed, the input is read to its end, as Python's pool reads it all: join() waits for it.
+    if (this.#scheduler.state !== "running") return Infinity;
     const n = this.#scheduler.options.processes;
     return n * (Math.ceil(this.#scheduler.depth() / this.#options.chunksize) + 1);
   }
@@ -92,9 +96,12 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
           break;
         }
         if (chunk.length > 0 && !this.#finished) this.#submit(chunk);
+        // Reading to the end after close(): let the program breathe between chunks.
+        if (this.#submitted % 1024 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
       }
     } finally {
       this.#feeding = false;
+      if (this.#inputDone || this.#finished) this.#end();
       this.#wakeUp();
     }
   }
@@ -114,7 +121,7 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
       this.#wakeUp();
     };
     try {
-      const task = this.#scheduler.submit(this.#fn, this.#mode, chunk, this.#options, { settle });
+      const task = this.#scheduler.submit(this.#fn, this.#mode, chunk, this.#options, { settle }, true);
       if (task.state !== 2) this.#tasks.set(index, task);
     } catch (error) {
       settle(false, error);
@@ -179,6 +186,7 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
   async return(): Promise<IteratorResult<R>> {
     if (!this.#finished) {
       this.#finished = true;
+      this.#end();
       this.#buffer.clear();
       for (const task of this.#tasks.values()) this.#scheduler.cancel(task, CANCELLED);
       this.#tasks.clear();

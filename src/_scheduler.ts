@@ -189,6 +189,8 @@ export class Scheduler {
   #pumpScheduled = false;
   #allExited: Promise<void>;
   #resolveAllExited!: () => void;
+  /** Operations begun while running (a map, an imap) that may still submit after close(), and what to tell them at close. */
+  #open = new Set<() => void>();
 
   constructor(options: SchedulerOptions) {
     this.options = options;
@@ -218,6 +220,21 @@ export class Scheduler {
     this.#checkAllExited();
   }
 
+  /**
+   * Starts an operation that submits over time (a map of an async input, an imap):
+   * until `end()` is called, it may submit after close() (pass `admitted`), and the
+   * workers stay. `onClose` runs when the pool closes, so the operation can finish its input.
+   */
+  begin(onClose: () => void = () => {}): () => void {
+    this.checkRunning("start");
+    this.#open.add(onClose);
+    return () => {
+      if (!this.#open.delete(onClose)) return;
+      this.#schedulePump();
+      this.#checkAllExited();
+    };
+  }
+
   /** Throws unless new work is accepted. */
   checkRunning(what: string): void {
     if (this.#state === "running") return;
@@ -230,8 +247,8 @@ export class Scheduler {
    *
    * @throws {TypeError} if `args` holds something that cannot be sent.
    */
-  submit(fn: FnEntry, mode: number, args: unknown[], options: TaskOptions, hooks: TaskHooks): Task {
-    this.checkRunning("submit a task");
+  submit(fn: FnEntry, mode: number, args: unknown[], options: TaskOptions, hooks: TaskHooks, admitted = false): Task {
+    if (!(admitted && this.#state === "closed")) this.checkRunning("submit a task");
     const [v, how] = toWire(args, mode === MODE_APPLY ? "args" : "items", this.options.method);
     const task = new Task(++taskCounter, fn, mode, v, how, options.timeout, hooks);
     const signal = options.signal;
@@ -281,6 +298,7 @@ export class Scheduler {
   close(): void {
     if (this.#state !== "running") return;
     this.#state = "closed";
+    for (const onClose of this.#open) onClose();
     this.#schedulePump();
   }
 
@@ -317,7 +335,7 @@ export class Scheduler {
   }
 
   #checkAllExited(): void {
-    const drained = this.#queued === 0 || this.#state === "terminated" || this.#state === "broken";
+    const drained = (this.#queued === 0 && this.#open.size === 0) || this.#state === "terminated" || this.#state === "broken";
     if (this.#state !== "running" && this.#workers.size === 0 && drained) this.#resolveAllExited();
   }
 
@@ -409,7 +427,7 @@ export class Scheduler {
         for (const w of active) if (w.sent >= maxTasksPerChild) this.#retire(w);
       }
     }
-    if (this.#state === "closed" && this.#queued === 0) {
+    if (this.#state === "closed" && this.#queued === 0 && this.#open.size === 0) {
       for (const w of this.#workers) if (!w.retiring) this.#retire(w);
     }
   }
@@ -559,6 +577,7 @@ export class Scheduler {
         running?.finish(false, new ProcessError(`Pool worker ${w.name} died (exit code ${code}) while running this task`));
         // The tasks it held but had not started go back first in line.
         for (let i = rest.length - 1; i >= 0; i--) {
+          if (rest[i].state === DONE) continue; // aborted while it waited in that worker
           rest[i].state = QUEUED;
           rest[i].worker = undefined;
           this.#queue.unshift(rest[i]);

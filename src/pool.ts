@@ -199,15 +199,12 @@ function taskOptions(options: TaskOptions): TaskOptions {
   return { signal: options.signal, timeout: checkTimeout(options.timeout) };
 }
 
-async function materialize(iterable: unknown, what: string): Promise<unknown[]> {
-  if (Array.isArray(iterable)) return iterable;
-  const source = sourceOf(iterable, what);
+async function materialize(source: Iterator<unknown> | AsyncIterator<unknown>): Promise<unknown[]> {
   const items: unknown[] = [];
   for (;;) {
-    let r = source.next();
-    if (r instanceof Promise) r = await r;
-    if ((r as IteratorResult<unknown>).done) return items;
-    items.push((r as IteratorResult<unknown>).value);
+    const r = await source.next();
+    if (r.done) return items;
+    items.push(r.value);
   }
 }
 
@@ -326,10 +323,9 @@ export class Pool {
     const entry = fnEntry(fn);
     const chunksize = checkChunksize(options.chunksize);
     const opts = taskOptions(options);
-    if (!Array.isArray(iterable)) sourceOf(iterable, "iterable"); // a bad argument throws here, not later
     const result = new AsyncResult<unknown[]>(options.callback, options.errorCallback);
     const settle = (ok: boolean, value: unknown) => settleResult(result, ok, value);
-    void materialize(iterable, "iterable").then((items) => {
+    const submitAll = (items: unknown[], admitted: boolean) => {
       if (items.length === 0) return settle(true, []);
       const size = chunksize ?? defaultChunksize(items.length, this.#processes);
       const out = new Array(items.length);
@@ -343,12 +339,27 @@ export class Pool {
           if (--left === 0) settle(failure === undefined, failure === undefined ? out : failure.error);
         };
         try {
-          this.#scheduler.submit(entry, mode, chunk, opts, { settle: done });
+          this.#scheduler.submit(entry, mode, chunk, opts, { settle: done }, admitted);
         } catch (err) {
           done(false, err);
         }
       }
-    }, (err) => settle(false, err));
+    };
+    const source = sourceOf(iterable, "iterable");
+    if (typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
+      // A sync input is read now, as Python's list(iterable): map_async(); close() runs it all.
+      let items: unknown[];
+      try {
+        items = Array.isArray(iterable) ? iterable : Array.from({ [Symbol.iterator]: () => source as Iterator<unknown> });
+      } catch (err) {
+        settle(false, err);
+        return result;
+      }
+      submitAll(items, false);
+      return result;
+    }
+    const end = this.#scheduler.begin();
+    void materialize(source).then((items) => submitAll(items, true), (err) => settle(false, err)).finally(end);
     return result;
   }
 
