@@ -55,6 +55,7 @@ export {
 export {
   ALL_COMPLETED,
   asCompleted,
+  type Completed,
   type ExecutorMapOptions,
   type ExecutorOptions,
   FIRST_COMPLETED,

@@ -38,6 +38,15 @@ export class Deque<T> {
     else this.#items.unshift(item);
   }
 
+  /** Takes out the items that match, keeping the others in order; returns those taken. */
+  removeWhere(match: (item: T) => boolean): T[] {
+    const taken: T[] = [], kept: T[] = [];
+    for (const item of this) (match(item) ? taken : kept).push(item);
+    this.#items = kept;
+    this.#head = 0;
+    return taken;
+  }
+
   clear(): void {
     this.#items = [];
     this.#head = 0;

@@ -14,8 +14,6 @@ export const MODE_STARMAP = 2;
 /** A result's status. */
 export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
-/** The task was cancelled before it ran; it did not run. */
-export const STATUS_CANCELLED = 2;
 
 /**
  * How a task's arguments or a result travel: as the transport copies them, packed
@@ -55,8 +53,12 @@ export interface TaskBatch {
   b: unknown[];
 }
 
-/** Parent → worker: skip these tasks if they have not started. */
-export interface CancelMessage {
+/**
+ * Parent → worker: give back these tasks if they have not started (they were
+ * aborted, or an idle worker is to run them). The worker answers with a
+ * {@linkcode ReleasedMessage}, after the results it held.
+ */
+export interface ReleaseMessage {
   k: "c";
   ids: number[];
 }
@@ -66,7 +68,7 @@ export interface RetireMessage {
   k: "x";
 }
 
-export type ToWorker = TaskBatch | CancelMessage | RetireMessage;
+export type ToWorker = TaskBatch | ReleaseMessage | RetireMessage;
 
 /** Worker → parent: results, four entries each (id, status, wire value, wire kind), and the time spent running them. */
 export interface ResultBatch {
@@ -82,4 +84,10 @@ export interface InitErrorMessage {
   t: boolean;
 }
 
-export type FromWorker = ResultBatch | InitErrorMessage;
+/** Worker → parent: the tasks of a {@linkcode ReleaseMessage} it removed unstarted; the others ran or are running. */
+export interface ReleasedMessage {
+  k: "g";
+  ids: number[];
+}
+
+export type FromWorker = ResultBatch | InitErrorMessage | ReleasedMessage;

@@ -15,14 +15,13 @@ import {
   fromWire,
   MODE_APPLY,
   MODE_MAP,
+  type ReleasedMessage,
   type ResultBatch,
-  STATUS_CANCELLED,
   STATUS_ERROR,
   STATUS_OK,
   type TaskBatch,
   toWire,
   type ToWorker,
-  WIRE_PLAIN,
 } from "./_pool_protocol.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -38,7 +37,6 @@ class Server {
   #transport: Transport;
   #fns = new Map<number, Fn | Promise<Fn>>();
   #queue = new Deque<unknown>();
-  #cancelled = new Set<number>();
   #out: unknown[] = [];
   #outSince = 0;
   #busyMs = 0;
@@ -62,7 +60,7 @@ class Server {
         this.#accept(message);
         break;
       case "c":
-        for (const id of message.ids) this.#cancelled.add(id);
+        this.#release(message.ids);
         break;
       case "x":
         this.#retire = true;
@@ -85,17 +83,30 @@ class Server {
     for (let i = 0; i < b.length; i++) this.#queue.push(b[i]);
   }
 
-  async #run(): Promise<void> {
-    this.#running = true;
+  // Removes the named tasks that have not started (a task being run is no longer in the queue).
+  #release(ids: number[]): void {
+    const wanted = new Set(ids);
+    const released: number[] = [];
+    const kept = new Deque<unknown>();
     const q = this.#queue;
     while (q.length > 0) {
+      const task = [q.shift(), q.shift(), q.shift(), q.shift(), q.shift()];
+      if (wanted.has(task[0] as number)) released.push(task[0] as number);
+      else for (const entry of task) kept.push(entry);
+    }
+    this.#queue = kept;
+    // The parent matches results to tasks in order: the results before the released ones go first.
+    this.#flush();
+    this.#channel.send({ k: "g", ids: released } satisfies ReleasedMessage);
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    while (this.#queue.length > 0) {
+      const q = this.#queue;
       // A task is five entries: id, function id, mode, wire value, wire kind.
       const id = q.shift() as number, fnId = q.shift() as number, mode = q.shift() as number;
       const v = q.shift(), how = q.shift() as number;
-      if (this.#cancelled.delete(id)) {
-        this.#push(id, STATUS_CANCELLED, undefined, WIRE_PLAIN);
-        continue;
-      }
       const started = performance.now();
       let status = STATUS_OK, value: unknown;
       try {

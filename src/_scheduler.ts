@@ -17,7 +17,7 @@
  */
 import { Deque } from "./_deque.ts";
 import type { Popen } from "./_popen.ts";
-import { fromWire, MODE_APPLY, toWire, type FromWorker, type ResultBatch, STATUS_CANCELLED, STATUS_ERROR, type TaskBatch } from "./_pool_protocol.ts";
+import { fromWire, MODE_APPLY, toWire, type FromWorker, type ResultBatch, STATUS_ERROR, type TaskBatch } from "./_pool_protocol.ts";
 import type { StartMethod } from "./_start_method.ts";
 import { BrokenProcessPoolError, ProcessError, TimeoutError } from "./errors.ts";
 import { launch, siblingModule, whyCannotStart } from "./process.ts";
@@ -96,6 +96,8 @@ interface Worker {
   /** Tasks sent so far (for maxTasksPerChild). */
   sent: number;
   retiring: boolean;
+  /** Has been asked to give back the tasks it holds unstarted, for an idle worker. */
+  releasing: boolean;
   /** Holds a task with a timeout: its clock must start now, so nothing queues behind it. */
   exclusive: boolean;
   /** The task whose abort or timeout made us stop this worker (already settled). */
@@ -189,6 +191,8 @@ export class Scheduler {
   #pumpScheduled = false;
   #allExited: Promise<void>;
   #resolveAllExited!: () => void;
+  /** join() was called: the program waits for the workers, so none is unref'd from now on. */
+  #joining = false;
   /** Operations begun while running (a map, an imap) that may still submit after close(), and what to tell them at close. */
   #open = new Set<() => void>();
 
@@ -314,6 +318,7 @@ export class Scheduler {
   /** Resolves once every worker has ended (after close() or terminate()). */
   join(): Promise<void> {
     // Idle workers are unref'd; someone waiting for them to end must keep the program alive.
+    this.#joining = true;
     for (const w of this.#workers) w.popen.handle.ref();
     this.#checkAllExited();
     return this.#allExited;
@@ -363,6 +368,7 @@ export class Scheduler {
       known: new Set(),
       sent: 0,
       retiring: false,
+      releasing: false,
       exclusive: false,
       stoppedFor: undefined,
       out: [],
@@ -370,7 +376,7 @@ export class Scheduler {
       outFns: [],
     };
     // An idle pool does not keep the program alive (Python's daemon pool workers).
-    popen.handle.unref();
+    if (!this.#joining) popen.handle.unref();
     popen.handle.onMessage((m) => this.#receive(w, m as FromWorker));
     void popen.exited.then((code) => this.#exited(w, code));
     this.#workers.add(w);
@@ -416,6 +422,8 @@ export class Scheduler {
       }
     }
     if (this.#queued > 0 && active.length > 0) {
+      // Idle workers first: a task given to a busy worker waits behind whatever it is running.
+      active.sort((a, b) => a.inflight.length - b.inflight.length);
       const share = Math.max(1, Math.ceil((this.#queued + held) / active.length));
       const per = Math.min(this.depth(), share);
       for (const w of active) {
@@ -427,9 +435,54 @@ export class Scheduler {
         for (const w of active) if (w.sent >= maxTasksPerChild) this.#retire(w);
       }
     }
+    if (this.#queued === 0) this.#steal(active);
     if (this.#state === "closed" && this.#queued === 0 && this.#open.size === 0) {
       for (const w of this.#workers) if (!w.retiring) this.#retire(w);
     }
+  }
+
+  // With nothing queued, an idle worker takes the back half of the tasks another holds
+  // unstarted. Else a task could wait behind a long one while a worker sits idle: a
+  // consumer blocked on a queue and the producer that would feed it, held behind it.
+  #steal(active: Worker[]): void {
+    for (const idle of active) {
+      if (idle.inflight.length > 0) continue;
+      let victim: Worker | undefined, most = 1;
+      for (const w of this.#workers) {
+        if (!w.releasing && w.stoppedFor === undefined && w.inflight.length > most) [victim, most] = [w, w.inflight.length];
+      }
+      if (victim === undefined) return;
+      victim.releasing = true;
+      const ids = [...victim.inflight].slice(Math.ceil(most / 2)).map((t) => t.id);
+      victim.popen.handle.send({ k: "c", ids });
+    }
+  }
+
+  // The worker gave back tasks it had not started: aborted ones are forgotten, the others go first in line.
+  #released(w: Worker, ids: number[]): void {
+    w.releasing = false;
+    const wanted = new Set(ids);
+    const back = w.inflight.removeWhere((t) => wanted.has(t.id));
+    w.sent -= back.length;
+    for (let i = back.length - 1; i >= 0; i--) {
+      if (back[i].state === DONE) continue;
+      this.#requeue(back[i]);
+    }
+    if (w.inflight.length === 0) this.#idle(w);
+    this.#pump();
+  }
+
+  #requeue(task: Task): void {
+    task.state = QUEUED;
+    task.worker = undefined;
+    this.#queue.unshift(task);
+    this.#queued++;
+  }
+
+  #idle(w: Worker): void {
+    w.exclusive = false;
+    if (!this.#joining) w.popen.handle.unref();
+    if (w.retiring) w.popen.handle.send({ k: "x" });
   }
 
   #fill(w: Worker, per: number): void {
@@ -499,8 +552,7 @@ export class Scheduler {
     const kept = [...w.inflight].filter((t) => !failed.has(t));
     w.inflight.clear();
     for (const t of kept) w.inflight.push(t);
-    if (kept.length === 0) w.popen.handle.unref();
-    if (failed.size > 0 && w.exclusive && kept.length === 0) w.exclusive = false;
+    if (kept.length === 0) this.#idle(w);
   }
 
   #receive(w: Worker, message: FromWorker): void {
@@ -509,7 +561,8 @@ export class Scheduler {
       this.#break(new BrokenProcessPoolError(`The pool's initializer failed in ${w.name}: ${(cause as Error)?.message ?? String(cause)}`, { cause }));
       return;
     }
-    this.#results(w, message);
+    if (message.k === "g") this.#released(w, message.ids);
+    else this.#results(w, message);
   }
 
   #results(w: Worker, message: ResultBatch): void {
@@ -526,7 +579,6 @@ export class Scheduler {
       if (w.inflight.peek()?.id !== id) continue;
       const task = w.inflight.shift()!;
       const status = b[i + 1] as number;
-      if (status === STATUS_CANCELLED) continue;
       this.#completed++;
       if (task.state === DONE) continue;
       let value: unknown;
@@ -538,12 +590,8 @@ export class Scheduler {
       }
       task.finish(status !== STATUS_ERROR, value);
     }
-    if (w.inflight.length === 0) {
-      w.exclusive = false;
-      w.popen.handle.unref();
-    }
     this.#pump();
-    if (w.retiring && w.inflight.length === 0) w.popen.handle.send({ k: "x" });
+    if (w.inflight.length === 0) this.#idle(w);
   }
 
   #retire(w: Worker): void {
@@ -569,19 +617,18 @@ export class Scheduler {
     const abrupt = w.stoppedFor === undefined && !(w.retiring && running === undefined);
     if (this.#state === "running" || this.#state === "closed") {
       if (abrupt && this.options.breakOnDeath) {
-        this.#break(new BrokenProcessPoolError(
+        const error = new BrokenProcessPoolError(
           `A process in the process pool was terminated abruptly while the future was running or pending ` +
             `(${w.name} exited with code ${code})`,
-        ));
+        );
+        // This worker's tasks are no longer in the pool's sight: they fail here, the others in #break.
+        for (const task of [running, ...rest]) task?.finish(false, error);
+        this.#break(error);
       } else {
         running?.finish(false, new ProcessError(`Pool worker ${w.name} died (exit code ${code}) while running this task`));
         // The tasks it held but had not started go back first in line.
         for (let i = rest.length - 1; i >= 0; i--) {
-          if (rest[i].state === DONE) continue; // aborted while it waited in that worker
-          rest[i].state = QUEUED;
-          rest[i].worker = undefined;
-          this.#queue.unshift(rest[i]);
-          this.#queued++;
+          if (rest[i].state !== DONE) this.#requeue(rest[i]); // unless aborted while it waited there
         }
         try {
           this.#replenish();

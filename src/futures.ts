@@ -92,9 +92,11 @@ export class Future<R> implements PromiseLike<R> {
   #state: State = "pending";
   #ok = false;
   #value: unknown;
-  #callbacks: ((future: Future<R>) => void)[] = [];
+  // Typed loosely on purpose: a field typed with R as a parameter would make Future<R>
+  // invariant, and a Future<number> could not go where a Future<unknown> is expected.
+  #callbacks: ((future: never) => void)[] = [];
   #promise: Promise<R>;
-  #resolve!: (value: R) => void;
+  #resolve!: (value: unknown) => void;
   #reject!: (error: unknown) => void;
   #cancel: () => boolean = () => false;
 
@@ -114,7 +116,7 @@ export class Future<R> implements PromiseLike<R> {
   /** @internal Made by the executor. */
   constructor() {
     this.#promise = new Promise<R>((resolve, reject) => {
-      this.#resolve = resolve;
+      this.#resolve = resolve as (value: unknown) => void;
       this.#reject = reject;
     });
     this.#promise.catch(() => {});
@@ -132,13 +134,13 @@ export class Future<R> implements PromiseLike<R> {
     this.#value = value;
     for (const callback of this.#callbacks) this.#call(callback);
     this.#callbacks = [];
-    if (ok) this.#resolve(value as R);
+    if (ok) this.#resolve(value);
     else this.#reject(value);
   }
 
-  #call(callback: (future: Future<R>) => void): void {
+  #call(callback: (future: never) => void): void {
     try {
-      callback(this);
+      callback(this as never);
     } catch (err) {
       reportCallbackError("a Future's done callback", err);
     }
@@ -289,7 +291,7 @@ export class ProcessPoolExecutor {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
     const future = new Future<Awaited<R>>();
     let task: Task | undefined;
-    const hooks = attach(future as Future<unknown>, () => task !== undefined && this.#scheduler.cancel(task, CANCELLED));
+    const hooks = attach(future, () => task !== undefined && this.#scheduler.cancel(task, CANCELLED));
     task = this.#scheduler.submit(entry, MODE_APPLY, args, { signal: options.signal, timeout: checkTimeout(options.timeout) }, hooks);
     return future;
   }
@@ -358,14 +360,33 @@ export const FIRST_EXCEPTION = "FIRST_EXCEPTION";
 /** {@linkcode wait} returns when all futures are done. */
 export const ALL_COMPLETED = "ALL_COMPLETED";
 
-function checkFutures<R>(fs: Iterable<Future<R>>): Set<Future<R>> {
-  if (fs === null || typeof (fs as Iterable<Future<R>>)?.[Symbol.iterator] !== "function") {
+function checkFutures<F extends Future<unknown>>(fs: Iterable<F>): Set<F> {
+  if (fs === null || typeof (fs as Iterable<F>)?.[Symbol.iterator] !== "function") {
     throw new TypeError("expected an iterable of Futures");
   }
   const set = new Set(fs);
   for (const f of set) if (!(f instanceof Future)) throw new TypeError("expected an iterable of Futures");
   return set;
 }
+
+/**
+ * A future as {@linkcode asCompleted} yields it. TypeScript types a `for await`
+ * variable as the awaited value of what is yielded, which for a thenable Future
+ * would be its result; the loop gets the Future itself, so its `then` is hidden
+ * from the type (it is still there: `await f.result()` reads the result).
+ *
+ * @example
+ * ```ts
+ * import { asCompleted, type Completed, type Future, ProcessPoolExecutor } from "polyproc";
+ * await using ex = new ProcessPoolExecutor({ maxWorkers: 2 });
+ * const fs: Future<number>[] = [1, 2].map((n) => ex.submit((x: number) => x * 10, n));
+ * for await (const f of asCompleted(fs)) {
+ *   const done: Completed<Future<number>> = f;
+ *   console.log(await done.result());
+ * }
+ * ```
+ */
+export type Completed<F> = F & { then: never };
 
 /**
  * Yields the futures as they finish (done ones first), each once. With `timeout`
@@ -380,11 +401,11 @@ function checkFutures<R>(fs: Iterable<Future<R>>): Set<Future<R>> {
  * for await (const f of asCompleted(fs)) console.log(await f.result());
  * ```
  */
-export function asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): AsyncIterableIterator<Future<R>> {
+export function asCompleted<F extends Future<unknown>>(fs: Iterable<F>, timeout?: number): AsyncIterableIterator<Completed<F>> {
   const all = checkFutures(fs);
   const limit = checkTimeout(timeout);
   const deadline = limit === undefined ? undefined : performance.now() + limit;
-  const finished: Future<R>[] = [];
+  const finished: F[] = [];
   let wake: (() => void) | undefined;
   let yielded = 0;
   for (const f of all) {
@@ -394,9 +415,9 @@ export function asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): Async
     });
   }
   // Written by hand: an async generator's `yield` would unwrap the thenable Future.
-  const iterator: AsyncIterableIterator<Future<R>> = {
+  const iterator: AsyncIterableIterator<Completed<F>> = {
     [Symbol.asyncIterator]: () => iterator,
-    async next(): Promise<IteratorResult<Future<R>>> {
+    async next(): Promise<IteratorResult<Completed<F>>> {
       while (finished.length === 0) {
         if (yielded === all.size) return { value: undefined, done: true };
         const changed = new Promise<void>((resolve) => (wake = resolve));
@@ -404,9 +425,9 @@ export function asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): Async
         await withTimeout(changed, left, () => new TimeoutError(`${all.size - yielded - finished.length} (of ${all.size}) futures unfinished`));
       }
       yielded++;
-      return { value: finished.shift()!, done: false };
+      return { value: finished.shift()! as Completed<F>, done: false };
     },
-    return(): Promise<IteratorResult<Future<R>>> {
+    return(): Promise<IteratorResult<Completed<F>>> {
       yielded = all.size;
       finished.length = 0;
       return Promise.resolve({ value: undefined, done: true });
@@ -429,10 +450,10 @@ export function asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): Async
  * console.log(done.size >= 1, done.size + notDone.size); // true 2
  * ```
  */
-export async function wait<R>(
-  fs: Iterable<Future<R>>,
+export async function wait<F extends Future<unknown>>(
+  fs: Iterable<F>,
   options: { timeout?: number; returnWhen?: "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED" } = {},
-): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
+): Promise<{ done: Set<F>; notDone: Set<F> }> {
   const all = checkFutures(fs);
   const { returnWhen = ALL_COMPLETED } = options;
   if (returnWhen !== FIRST_COMPLETED && returnWhen !== FIRST_EXCEPTION && returnWhen !== ALL_COMPLETED) {
@@ -449,7 +470,7 @@ export async function wait<R>(
       for (const f of all) {
         f.addDoneCallback(() => {
           doneCount++;
-          if (failed(f as Future<unknown>)) failedCount++;
+          if (failed(f)) failedCount++;
           if (satisfied()) resolve();
         });
       }
