@@ -80,6 +80,8 @@ class WorkerChild implements ChildHandle {
   }
 }
 
+const CLOSE_GRACE_MS = 500;
+
 class ProcessChild implements ChildHandle {
   readonly pid: number;
   readonly ident: number;
@@ -98,6 +100,20 @@ class ProcessChild implements ChildHandle {
     child.stdin?.on("error", () => {});
     // "close" comes after "exit" once stdio and the IPC channel are drained, so
     // every message the child sent has been delivered by then.
+    // Deno 2.9: a message sent to a child just as it exits can leave the channel open
+    // for good: no "close", and the open channel keeps the program alive. Once the
+    // child is gone and what it wrote has had time to arrive, let the channel go.
+    child.on("exit", () => {
+      const timer = setTimeout(() => {
+        if (this.#exited || !child.connected) return;
+        try {
+          child.disconnect();
+        } catch {
+          // already disconnected
+        }
+      }, CLOSE_GRACE_MS);
+      (timer as { unref?: () => void }).unref?.();
+    });
     child.on("close", (code, signal) => {
       this.#exited = true;
       forgetChild(this.pid);
