@@ -12,6 +12,7 @@
 //            --timeout=SECONDS                        per program run (default 120; its process group is killed)
 //            --no-gate                                do not wait for a quiet machine before each run
 //            --json=FILE                              also write every result (and load figures) as JSON
+//            --only=WORD[,WORD]                       only the benches whose name contains a word ("pool", "queue")
 //
 // Method (research/anchors-bench.md): each program warms up and then runs interleaved rounds itself, so a
 // ratio inside one runtime compares numbers taken side by side. Between programs, a quiet gate waits (up to
@@ -217,11 +218,11 @@ const POOL_ANCHOR_COLS = ["piscina", "python"];
 function usage(msg) {
   if (msg) console.error(`bench.mjs: ${msg}`);
   console.error("usage: node scripts/bench.mjs [--runtime=node|node-js|deno|bun|python]... [--rounds=N] [--reps=N] " +
-    "[--warmup=N] [--timeout=S] [--no-gate] [--json=FILE]");
+    "[--warmup=N] [--timeout=S] [--no-gate] [--json=FILE] [--only=WORD,...]");
   process.exit(2);
 }
 
-const opts = { runtimes: [], pass: [], timeoutS: 120, gate: true, json: "" };
+const opts = { runtimes: [], pass: [], timeoutS: 120, gate: true, json: "", only: [] };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -242,6 +243,7 @@ const opts = { runtimes: [], pass: [], timeoutS: 120, gate: true, json: "" };
       opts.timeoutS = Number(value());
       if (!(opts.timeoutS > 0)) usage("--timeout needs a positive number of seconds");
     } else if (a === "--no-gate") opts.gate = false;
+    else if (flag === "--only") opts.only.push(...value().split(",").filter(Boolean));
     else if (flag === "--json") opts.json = path.resolve(process.env.INIT_CWD || process.cwd(), value());
     else usage(`unknown argument ${a}`);
   }
@@ -423,7 +425,7 @@ let failed = 0;
 console.log(`polyproc bench: ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}; ` +
   `NODE_EXTRA_CA_CERTS and NODE_OPTIONS unset for the runs${TIME ? "" : "; /usr/bin/time missing, so no foreign-load figures"}`);
 
-for (const bench of BENCHES) {
+for (const bench of BENCHES.filter((b) => opts.only.length === 0 || opts.only.some((w) => b.name.includes(w)))) {
   for (const rt of bench.runtimes.filter((r) => opts.runtimes.includes(r))) {
     if (rt === "python" && resolvePython() === null) {
       if (!skippedRuntimes.has(rt)) console.log(`\n### ${bench.name} / python: skipped, no python3 on this machine`);
