@@ -64,8 +64,33 @@ export {
   ProcessPoolExecutor,
   wait,
 } from "./src/futures.ts";
+/**
+ * Running other programs: Python's `subprocess` (`Popen`, `run`, `check_output`),
+ * with the same exit codes and signals on Deno, Bun and Node; no shell unless
+ * `shell: true`.
+ *
+ * @example
+ * ```ts
+ * import { Popen, run } from "polyproc";
+ * const p = new Popen(["ls"]);                 // runs while this program carries on
+ * console.log(await p.wait());                 // 0
+ * const { stdout } = await run(["echo", "hi"], { captureOutput: true, text: true, check: true });
+ * ```
+ */
+export {
+  checkOutput,
+  type Communicated,
+  CompletedProcess,
+  type Output,
+  Popen,
+  type PopenOptions,
+  run,
+  type RunOptions,
+  type StdioOption,
+} from "./src/subprocess.ts";
 export {
   BrokenProcessPoolError,
+  CalledProcessError,
   CancelledError,
   EOFError,
   ProcessError,
@@ -73,5 +98,7 @@ export {
   QueueFullError,
   RemoteError,
   StartMethodError,
+  SubprocessError,
   TimeoutError,
+  TimeoutExpiredError,
 } from "./src/errors.ts";

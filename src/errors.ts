@@ -132,6 +132,110 @@ export class BrokenProcessPoolError extends ProcessError {}
  */
 export class CancelledError extends ProcessError {}
 
+/**
+ * Base class of the subprocess errors (Python's `subprocess.SubprocessError`); also
+ * the error for a program that could not be started, whose `code` says why
+ * ("ENOENT": no such program, "EACCES": not executable) — where Python raises OSError.
+ *
+ * @example
+ * ```ts
+ * import { run, SubprocessError } from "polyproc";
+ * await run(["no-such-program"]).catch((e) => console.log(e instanceof SubprocessError, e.code)); // true ENOENT
+ * ```
+ */
+export class SubprocessError extends ProcessError {
+  /** Why the program could not be started ("ENOENT", "EACCES", ...); undefined for the subclasses. */
+  readonly code: string | undefined;
+  constructor(message?: string, options?: ErrorOptions & { code?: string }) {
+    super(message, options);
+    this.code = options?.code;
+  }
+}
+
+// Python names the signal too; these numbers are the same on Linux and macOS.
+const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM" };
+const showCommand = (cmd: string | readonly string[]) => JSON.stringify(cmd);
+
+/**
+ * A program checked by `run({ check: true })` or `checkOutput()` ended with a
+ * non-zero return code (Python's `subprocess.CalledProcessError`). `returncode` is
+ * negative when a signal killed it; `stdout` and `stderr` hold what was captured.
+ *
+ * @example
+ * ```ts
+ * import { CalledProcessError, run } from "polyproc";
+ * await run(["false"], { check: true }).catch((e) => console.log(e instanceof CalledProcessError, e.returncode)); // true 1
+ * ```
+ */
+export class CalledProcessError extends SubprocessError {
+  /** The program's return code: its exit status, or -N after signal N. */
+  readonly returncode: number;
+  /** The command, as given. */
+  readonly cmd: string | readonly string[];
+  /** Captured standard output, or null when it was not piped. */
+  readonly stdout: Uint8Array | string | null;
+  /** Captured standard error, or null when it was not piped. */
+  readonly stderr: Uint8Array | string | null;
+  constructor(
+    returncode: number,
+    cmd: string | readonly string[],
+    stdout: Uint8Array | string | null = null,
+    stderr: Uint8Array | string | null = null,
+  ) {
+    super(
+      returncode < 0
+        ? `Command ${showCommand(cmd)} died with signal ${-returncode}${SIGNALS[-returncode] ? ` (${SIGNALS[-returncode]})` : ""}`
+        : `Command ${showCommand(cmd)} returned non-zero exit status ${returncode}`,
+    );
+    this.returncode = returncode;
+    this.cmd = cmd;
+    this.stdout = stdout;
+    this.stderr = stderr;
+  }
+  /** Python's alias of `stdout`. */
+  get output(): Uint8Array | string | null {
+    return this.stdout;
+  }
+}
+
+/**
+ * A subprocess wait ran out of time (Python's `subprocess.TimeoutExpired`):
+ * `Popen.wait()` and `communicate()` leave the program running, `run()` has killed
+ * and reaped it. `stdout` and `stderr` hold what was captured before then.
+ *
+ * @example
+ * ```ts
+ * import { run, TimeoutExpiredError } from "polyproc";
+ * await run(["sleep", "5"], { timeout: 100 }).catch((e) => console.log(e instanceof TimeoutExpiredError)); // true
+ * ```
+ */
+export class TimeoutExpiredError extends SubprocessError {
+  /** The command, as given. */
+  readonly cmd: string | readonly string[];
+  /** The timeout, in milliseconds. */
+  readonly timeout: number;
+  /** Standard output captured before the timeout, or null when it was not piped. */
+  readonly stdout: Uint8Array | string | null;
+  /** Standard error captured before the timeout, or null when it was not piped. */
+  readonly stderr: Uint8Array | string | null;
+  constructor(
+    cmd: string | readonly string[],
+    timeout: number,
+    stdout: Uint8Array | string | null = null,
+    stderr: Uint8Array | string | null = null,
+  ) {
+    super(`Command ${showCommand(cmd)} timed out after ${timeout} ms`);
+    this.cmd = cmd;
+    this.timeout = timeout;
+    this.stdout = stdout;
+    this.stderr = stderr;
+  }
+  /** Python's alias of `stdout`. */
+  get output(): Uint8Array | string | null {
+    return this.stdout;
+  }
+}
+
 /** Classes rebuilt by name when an error crosses into this isolate. */
 export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> = new Map<
   string,

@@ -12,6 +12,7 @@ import type { Worker } from "node:worker_threads";
 import { builtin, process } from "./_builtin.ts";
 import { nodeNet } from "./_node_net.ts";
 import { forgetChild, watchChild } from "./_reaper.ts";
+import { nodeSpawnCommand } from "./_spawn.ts";
 import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "./types.ts";
 
 type WorkerThreads = typeof import("node:worker_threads");
@@ -35,6 +36,8 @@ export interface RuntimeTraits {
   checkCanSpawnProcess?(): void;
   /** Throws a clear error when the runtime forbids serving on a unix socket. */
   checkCanServe?(): void;
+  /** Starts a program for `Popen`, where `node:child_process` is not the best way. */
+  spawnCommand?: RuntimeAdapter["spawnCommand"];
 }
 
 const INIT_KEY = "polyproc.init";
@@ -305,5 +308,7 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
     },
 
     net: nodeNet(() => traits.checkCanServe?.()),
+
+    spawnCommand: traits.spawnCommand ?? nodeSpawnCommand,
   };
 }

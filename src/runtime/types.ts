@@ -98,6 +98,11 @@ export interface RuntimeAdapter {
   deserialize(bytes: Uint8Array): unknown;
   /** Unix sockets, private folders and HMAC: what the broker needs. */
   readonly net: NetAdapter;
+  /**
+   * Starts `file` (a path, or a name looked up in PATH) with `args`, no shell: what
+   * `Popen` runs on. Never throws for a program that cannot start: `status` rejects.
+   */
+  spawnCommand(file: string, args: string[], options: CommandOptions): CommandHandle;
 }
 
 /** A connected stream socket (a unix socket). */
@@ -147,4 +152,37 @@ export interface NetAdapter {
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** Compares two byte strings in time that does not depend on where they differ. */
   timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
+}
+
+/** How a command's standard stream is connected: a new pipe, this process's own, or /dev/null. */
+export type StdioMode = "pipe" | "inherit" | "ignore";
+
+/** What {@linkcode RuntimeAdapter.spawnCommand} starts a program with. */
+export interface CommandOptions {
+  stdin: StdioMode;
+  stdout: StdioMode;
+  /** "stdout": to this process's stdout (only asked for when `stdout` is "inherit"). */
+  stderr: StdioMode | "stdout";
+  /** The working directory; this process's when undefined. */
+  cwd?: string;
+  /** The whole environment; this process's when undefined. */
+  env?: Record<string, string>;
+}
+
+/** A started program (not a polyproc child: no channel). */
+export interface CommandHandle {
+  /** The OS pid, or undefined when the program could not be started. */
+  readonly pid: number | undefined;
+  /** The piped streams; null where the stream is not "pipe". */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  /**
+   * Resolves once the program has ended and been reaped (`code`, or the `signal` that
+   * killed it); rejects when it could not be started, with the runtime's error (`code`
+   * "ENOENT", "EACCES", ...).
+   */
+  readonly status: Promise<ExitStatus>;
+  /** Sends a signal, by name or number; no-op once the program has been reaped. */
+  kill(signal: string | number): void;
 }

@@ -7,6 +7,7 @@
 import { builtin, process } from "../_builtin.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
+import { bunSpawnCommand } from "./spawn.ts";
 
 interface BunGlobal {
   main: string;
@@ -20,5 +21,6 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   mainModuleUrl: () => (bun().main ? pathToFileURL(bun().main).href : undefined),
   isMainModule: (meta) => (meta as { main?: boolean }).main === true,
   workerEntry: (entry) => ({ url: entry }),
+  spawnCommand: bunSpawnCommand,
   processArgs: (entryPath) => [...process.execArgv, entryPath],
 });

@@ -11,6 +11,7 @@
 import { StartMethodError } from "../../errors.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
+import { denoSpawnCommand } from "./spawn.ts";
 
 interface DenoGlobal {
   mainModule: string;
@@ -56,6 +57,7 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   mainModuleUrl: () => deno().mainModule,
   isMainModule: (meta) => (meta as ImportMeta & { main?: boolean }).main === true,
   workerEntry: (entry) => ({ url: entry }),
+  spawnCommand: denoSpawnCommand,
   processArgs: (entryPath) => [
     "run",
     "--quiet",
