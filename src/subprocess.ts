@@ -370,7 +370,8 @@ export class Popen<Text extends boolean = false> {
   #communicate(input: string | Uint8Array | undefined): Communication {
     const stdout = this.stdout && new Collector(this.stdout);
     const stderr = this.stderr && new Collector(this.stderr);
-    const fed = this.stdin && feed(this.stdin, input);
+    // A stdin the caller holds a writer on is theirs to close (Python skips a closed stdin).
+    const fed = this.stdin && !(input === undefined && this.stdin.locked) ? feed(this.stdin, input) : undefined;
     return { stdout, stderr, all: Promise.all([stdout?.done, stderr?.done, fed, this.#done]) };
   }
 
