@@ -29,3 +29,21 @@ for (const method of METHODS) {
     });
   }
 }
+
+// ls runs while the parent prints, so only the order within each writer is fixed.
+test("examples/08_subprocess.ts prints what the Python originals print (Popen ls, then communicate)", { timeout: 60_000 }, async () => {
+  const run = await runProgram("../../examples/08_subprocess.ts");
+  assert.equal(run.code, 0, run.stderr);
+  const lines = run.stdout.split("\n").filter(Boolean);
+  const parent = [
+    "parent: Popen() returned immediately; ls runs asynchronously",
+    "parent: returncode before wait = null",
+    "parent: ls exited with 0",
+    "parent: returncode before communicate = null",
+    'captured: ["a.txt","b.txt"]',
+    "err: null returncode: 0",
+  ];
+  assert.deepEqual(lines.filter((l) => !l.endsWith(".txt")), parent);
+  assert.deepEqual(lines.filter((l) => l.endsWith(".txt")), ["a.txt", "b.txt"]);
+  assert.ok(lines.indexOf("b.txt") < lines.indexOf("parent: ls exited with 0"), run.stdout);
+});
