@@ -83,6 +83,9 @@ const BENCHES = [
   { name: "pool python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=pool"] },
   // mp.Queue / mp.Pipe (the anchors of "queue and pipe"), then Process start+join.
   { name: "python baseline", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=queue,start"] },
+  // Issue 6: run(["true"]) against the runtime's raw spawn, and Python's subprocess.run(["true"]).
+  { name: "subprocess", runtimes: ["node", "node-js", "deno", "bun"], file: "scripts/bench_subprocess.ts", args: () => [] },
+  { name: "subprocess python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=subprocess"] },
 ];
 
 // Table columns: a result's `col` (JS programs use the runtime's name).
@@ -94,6 +97,7 @@ const COLUMNS = [
   { col: "node-js", head: "node (plain JS)" },
   { col: "deno", head: "deno" },
   { col: "bun", head: "bun" },
+  { col: "python", head: "Python" },
 ];
 
 // Row labels and order, by result id; a section starts where `section` is set.
@@ -108,6 +112,9 @@ const ROWS = [
   { id: "raw.worker_ts", label: "raw `Worker(tiny .ts module)` → exit [node: data: bootstrap doing tsx `register()`, as polyproc]" },
   { id: "info.worker_inherit", label: "(info) node: raw `Worker(empty .mjs)` with the inherited `--import tsx` → exit" },
   { id: "info.web_worker", label: "(info) web `Worker(module posting 'hi')` → first message" },
+  { section: "subprocess: spawn + wait of `true`" },
+  { id: "subprocess.run", label: "polyproc `await run([\"true\"])` [Py: `subprocess.run([\"true\"])`]" },
+  { id: "subprocess.raw", label: "raw spawn: node `child_process.spawn`, deno `Deno.Command`, bun `Bun.spawn` → exit status" },
 ];
 
 // Ratios of medians, num ÷ den, per column; `target` marks the goal (≤ target is met).
@@ -116,6 +123,8 @@ const RATIOS = [
   { num: "polyproc.process", den: "raw.spawn_ts", label: "\"process\": polyproc ÷ raw spawn of the .ts module (node: with tsx)" },
   { num: "polyproc.worker", den: "raw.worker", label: "\"worker\": polyproc ÷ raw Worker (bare .mjs)", target: 1.5 },
   { num: "polyproc.worker", den: "raw.worker_ts", label: "\"worker\": polyproc ÷ raw Worker of the .ts module (node: tsx bootstrap)" },
+  { num: "subprocess.run", den: "subprocess.raw", label: "subprocess: `run([\"true\"])` ÷ raw spawn", target: 1.2 },
+  { num: "subprocess.run", den: "subprocess.run", denCol: "python", label: "subprocess: `run([\"true\"])` ÷ Python's `subprocess.run`", target: 1 },
 ];
 
 // Queue and pipe table: per family and start method, polyproc's id, the raw primitive's id (same runtime) and
@@ -512,10 +521,11 @@ rl.push(`| --- | ${cols.map(() => "---").join(" | ")} |`);
 const misses = [];
 for (const ratio of RATIOS) {
   const cells = cols.map((c) => {
-    const a = byKey.get(`${ratio.num}|${c.col}`), b = byKey.get(`${ratio.den}|${c.col}`);
-    if (!a || !b) return "—";
+    const a = byKey.get(`${ratio.num}|${c.col}`), b = byKey.get(`${ratio.den}|${ratio.denCol ?? c.col}`);
+    if (!a || !b || ratio.denCol === c.col) return "—";
     const q = a.median_ms / b.median_ms;
-    const per = (a.round_medians_ms ?? []).map((x, i) => x / (b.round_medians_ms ?? [])[i]).filter(Number.isFinite);
+    // Per-round ratios pair rounds of one run only (a denCol figure comes from another run).
+    const per = ratio.denCol ? [] : (a.round_medians_ms ?? []).map((x, i) => x / (b.round_medians_ms ?? [])[i]).filter(Number.isFinite);
     const range = per.length > 1 ? ` [${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)}]` : "";
     let mark = "";
     if (ratio.target !== undefined && !c.col.startsWith("python")) {

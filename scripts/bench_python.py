@@ -2,7 +2,7 @@
 scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip) and for scripts/bench_pool.ts
 (Pool(2): map, map chunksize=1, apply_async, CPU speedup).
 
-    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool]
+    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool,subprocess]
         [--queue-rounds=3] [--queue-warmup=1] [--small=200000] [--big=20000] [--size=10240]
         [--trips=10000] [--trip-warmup=1000]
         [--pool-rounds=3] [--pool-warmup=1] [--tasks=100000] [--apply-tasks=20000] [--pool-trips=2000]
@@ -322,6 +322,28 @@ def reap_helpers():
             break
 
 
+def subprocess_metrics(opts):
+    """bench_subprocess.ts's anchor: subprocess.run(["true"]), spawn + wait, in ms (col `python`)."""
+    samples = []
+    for _ in range(10):
+        subprocess.run(["true"])
+    for _ in range(opts["rounds"]):
+        xs = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            subprocess.run(["true"])
+            xs.append((time.perf_counter() - t0) * 1000)
+        samples.append(xs)
+    all_ = [x for xs in samples for x in xs]
+    r2 = lambda x: round(x, 2)
+    print("##RESULT " + json.dumps({
+        "id": "subprocess.run", "runtime": "python", "col": "python", "label": 'subprocess.run(["true"])',
+        "median_ms": r2(statistics.median(all_)), "min_ms": r2(min(all_)), "max_ms": r2(max(all_)), "n": len(all_),
+        "round_medians_ms": [r2(statistics.median(xs)) for xs in samples],
+    }))
+    print(f"  subprocess.run([\"true\"]) {statistics.median(all_):7.2f} ms")
+
+
 def main():
     adopt_orphans()
     opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10, "queue-rounds": 3, "queue-warmup": 1,
@@ -339,6 +361,8 @@ def main():
         opts[key] = int(value)
         if key == "rounds":
             opts["queue-rounds"] = opts["pool-rounds"] = int(value)
+    if "subprocess" in only:
+        subprocess_metrics(opts)
     if "pool" in only:
         pool_metrics(opts)
     if "queue" in only:
