@@ -115,6 +115,14 @@ test("communicate() reads stdout and stderr together: 10 MiB to each, stderr fir
   assert.equal(p.returncode, 0);
 });
 
+test("a program that exits without reading all its input is not an error (Python ignores the broken pipe)", T, async () => {
+  const input = new Uint8Array(8 * MiB);
+  const done = await within(run(["sh", "-c", "head -c 10 >/dev/null; echo read 10"], { input, captureOutput: true, text: true }), "run");
+  assert.equal(done.stdout, "read 10\n");
+  assert.equal(done.returncode, 0);
+  assert.equal((await within(run(["true"], { input }), "run")).returncode, 0);
+});
+
 test("stderr 'stdout' merges both into stdout; stderr is null", T, async () => {
   const done = await within(run(["sh", "-c", "echo out; echo err >&2"], { stdout: "pipe", stderr: "stdout", text: true }), "run");
   assert.deepEqual(done.stdout!.split("\n").filter(Boolean).sort(), ["err", "out"]);

@@ -9,7 +9,7 @@ import { failedCommand } from "../_spawn.ts";
 import type { CommandHandle, CommandOptions } from "../types.ts";
 
 interface FileSink {
-  write(chunk: Uint8Array): number;
+  write(chunk: Uint8Array): number | Promise<number>;
   flush(): number | Promise<number>;
   end(): number | Promise<number>;
 }
@@ -35,7 +35,9 @@ const bun = (): BunGlobal => (globalThis as unknown as { Bun: BunGlobal }).Bun;
 function sinkToWeb(sink: FileSink): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
     async write(chunk) {
-      sink.write(chunk);
+      // A write the pipe cannot take at once returns a Promise, which rejects (EPIPE) if
+      // the program exits first: awaited here, so it is this write's error, not an uncaught one.
+      await sink.write(chunk);
       await sink.flush();
     },
     async close() {
