@@ -5,7 +5,7 @@
 //   node scripts/test.mjs --runtime=deno           one runtime (repeatable, or comma-separated: --runtime=node,bun)
 //   node scripts/test.mjs tests/queue_test.ts      a subset: files, or directories (their *_test.ts files)
 //   options: --serial (one runtime at a time), --verbose (full output of passing runtimes too),
-//            --timeout=SECONDS (per runtime, default 240)
+//            --timeout=SECONDS (per runtime, default 420: a hung runtime fails instead of stalling CI)
 //
 // Every runtime gets the same explicit, sorted file list (Node 20 does not discover .ts files, `bun test DIR`
 // treats DIR as a substring filter and skips dot-directories, and Deno/Bun would also pick up *.test.ts etc.).
@@ -34,7 +34,7 @@ function usage(msg) {
   process.exit(2);
 }
 
-const opts = { runtimes: [], serial: false, verbose: false, timeoutS: 240, paths: [] };
+const opts = { runtimes: [], serial: false, verbose: false, timeoutS: 420, paths: [] };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
