@@ -145,9 +145,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
 
 /** One stream with a queue of at most one chunk per source: both are read as fast as it is. */
 function mergeStreams(a: ReadableStream<Uint8Array>, b: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  type Read = { reader: ReadableStreamDefaultReader<Uint8Array>; result: ReadableStreamReadResult<Uint8Array> };
+  type Reader = ReadableStreamDefaultReader<Uint8Array>;
+  type Read = { reader: Reader; result: Awaited<ReturnType<Reader["read"]>> };
   const live = new Set([a.getReader(), b.getReader()]);
-  const pending = new Map<ReadableStreamDefaultReader<Uint8Array>, Promise<Read>>();
+  const pending = new Map<Reader, Promise<Read>>();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       for (;;) {
