@@ -19,7 +19,7 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import { PoolTaskError } from "./fixtures/pool_targets.ts";
-import { METHODS, runProgram, waitUntil } from "./_helpers.ts";
+import { METHODS, runProgram, runtimeKey, waitUntil } from "./_helpers.ts";
 
 const t = fromModule<typeof import("./fixtures/pool_targets.ts")>(new URL("./fixtures/pool_targets.ts", import.meta.url));
 
@@ -818,6 +818,17 @@ for (const method of METHODS) {
       pool.terminate();
       await within(pool.join());
     }
+  });
+
+  test(`[${method}] a worker that runs out of memory mid-task: that task rejects with a ProcessError saying the worker died; the pool goes on`, {
+    ...T,
+    skip: runtimeKey !== "node" &&
+      "only Node can limit a heap and survive a worker's OOM: Deno aborts the whole process (V8 fatal OOM), Bun has no heap limit (the OS would SIGKILL, as the SIGKILL test does)",
+  }, async () => {
+    const run = await runProgram("programs/pool_oom.ts", [method], 60_000, { NODE_OPTIONS: "--max-old-space-size=64" });
+    assert.match(run.stdout, /^hog: ProcessError: Pool worker \S+ died \(exit code -?\d+\) while running this task$/m, run.stderr);
+    assert.match(run.stdout, /^after: 49$/m, run.stderr);
+    assert.equal(run.code, 0, run.stderr);
   });
 
   test(`[${method}] idle pool workers do not keep the program alive (a program that never closes its pool ends)`, T, async () => {
