@@ -65,6 +65,40 @@ export {
   wait,
 } from "./src/futures.ts";
 /**
+ * Managers: Python's `Manager()` and `BaseManager`. A server (a child, or a
+ * remote process reached over TCP with an authkey) holds lists, dicts,
+ * namespaces, values, queues and registered types; proxies call them from any
+ * process, every method async.
+ *
+ * @example
+ * ```ts
+ * import { Manager } from "polyproc";
+ * await using manager = new Manager();
+ * await manager.start();
+ * const li = await manager.list([1, 2]);
+ * await li.append(3);
+ * console.log(await li.toArray()); // [1, 2, 3]
+ * ```
+ */
+export {
+  ArrayProxy,
+  type AutoProxy,
+  BaseManager,
+  BaseProxy,
+  DictProxy,
+  IteratorProxy,
+  ListProxy,
+  Manager,
+  type ManagerAddress,
+  type ManagerOptions,
+  type ManagerServer,
+  NamespaceProxy,
+  type ProxyWaitOptions,
+  QueueProxy,
+  type RegisterOptions,
+  ValueProxy,
+} from "./src/managers.ts";
+/**
  * Running other programs: Python's `subprocess` (`Popen`, `run`, `check_output`),
  * with the same exit codes and signals on Deno, Bun and Node; no shell unless
  * `shell: true`.
@@ -89,6 +123,7 @@ export {
   type StdioOption,
 } from "./src/subprocess.ts";
 export {
+  AuthenticationError,
   BrokenProcessPoolError,
   CalledProcessError,
   CancelledError,

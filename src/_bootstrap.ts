@@ -17,6 +17,7 @@ import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
 // Loaded for their handles: a queue or a pipe end among the arguments is rebuilt by them.
 import "./queues.ts";
+import "./_manager_proxy.ts";
 import { closeAllConnections } from "./connection.ts";
 
 function describe(err: unknown): string {

@@ -133,6 +133,19 @@ export class BrokenProcessPoolError extends ProcessError {}
 export class CancelledError extends ProcessError {}
 
 /**
+ * A manager connection failed its HMAC handshake: the two sides hold different
+ * authkeys (Python's `multiprocessing.AuthenticationError`).
+ *
+ * @example
+ * ```ts
+ * import { AuthenticationError, BaseManager } from "polyproc";
+ * const m = new BaseManager({ address: { host: "127.0.0.1", port: 50000 }, authkey: "wrong" });
+ * await m.connect().catch((e) => console.log(e instanceof AuthenticationError));
+ * ```
+ */
+export class AuthenticationError extends ProcessError {}
+
+/**
  * Base class of the subprocess errors (Python's `subprocess.SubprocessError`); also
  * the error for a program that could not be started, whose `code` says why
  * ("ENOENT": no such program, "EACCES": not executable) — where Python raises OSError.
@@ -256,4 +269,5 @@ export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> 
   ["EOFError", EOFError],
   ["BrokenProcessPoolError", BrokenProcessPoolError],
   ["CancelledError", CancelledError],
+  ["AuthenticationError", AuthenticationError],
 ]);

@@ -7,7 +7,7 @@
  */
 import type { Socket } from "node:net";
 import { builtin } from "./_builtin.ts";
-import type { NetAdapter, NetServer, NetSocket } from "./types.ts";
+import type { NetAdapter, NetAddress, NetServer, NetSocket } from "./types.ts";
 
 type Net = typeof import("node:net");
 type Fs = typeof import("node:fs");
@@ -111,23 +111,29 @@ export function nodeNet(checkCanServe: () => void): NetAdapter {
       }
     },
 
-    listen(path: string, onConnection: (socket: NetSocket) => void): Promise<NetServer> {
+    listen(path: NetAddress, onConnection: (socket: NetSocket) => void): Promise<NetServer> {
       // Deno reports a missing permission asynchronously and fatally (pitfall 21).
       checkCanServe();
       return new Promise((resolve, reject) => {
         const server = net().createServer((socket) => onConnection(new NodeSocket(socket)));
         server.once("error", reject);
-        server.listen(path, () => {
+        const bound = () => {
           server.off("error", reject);
           server.on("error", () => {});
-          resolve({ close: () => server.close() });
-        });
+          const where = server.address();
+          const address = typeof path === "string" || where === null || typeof where === "string"
+            ? path
+            : { host: path.host, port: where.port };
+          resolve({ close: () => server.close(), address });
+        };
+        if (typeof path === "string") server.listen(path, bound);
+        else server.listen(path.port, path.host, bound);
       });
     },
 
-    connect(path: string): Promise<NetSocket> {
+    connect(path: NetAddress): Promise<NetSocket> {
       return new Promise((resolve, reject) => {
-        const socket = net().createConnection(path);
+        const socket = typeof path === "string" ? net().createConnection(path) : net().createConnection(path.port, path.host);
         socket.once("error", reject);
         socket.once("connect", () => {
           socket.off("error", reject);

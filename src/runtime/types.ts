@@ -126,10 +126,15 @@ export interface NetSocket {
   unref(): void;
 }
 
-/** A listening unix-socket server. */
+/** Where a server listens: a unix socket's path, or a TCP host and port (port 0: any free port). */
+export type NetAddress = string | { host: string; port: number };
+
+/** A listening unix-socket (or TCP) server. */
 export interface NetServer {
   /** Stops accepting connections and removes the socket file. */
   close(): void;
+  /** The bound address: the path, or the host and the real port (port 0 asked for any). */
+  readonly address: NetAddress;
 }
 
 /** Unix sockets, private folders and HMAC: what the broker needs from a runtime. */
@@ -142,10 +147,10 @@ export interface NetAdapter {
   removeDir(path: string): void;
   /** The folders in the temporary folder whose names start with `prefix` (full paths). */
   tempDirs(prefix: string): string[];
-  /** Listens on the unix socket `path`; `onConnection` gets each accepted socket. */
-  listen(path: string, onConnection: (socket: NetSocket) => void): Promise<NetServer>;
-  /** Connects to the unix socket `path`; rejects with an error whose `code` says why ("ENOENT"). */
-  connect(path: string): Promise<NetSocket>;
+  /** Listens on the unix socket `path` (or a TCP address); `onConnection` gets each accepted socket. */
+  listen(path: NetAddress, onConnection: (socket: NetSocket) => void): Promise<NetServer>;
+  /** Connects to the unix socket `path` (or a TCP address); rejects with an error whose `code` says why ("ENOENT"). */
+  connect(path: NetAddress): Promise<NetSocket>;
   /** `size` cryptographically random bytes. */
   randomBytes(size: number): Uint8Array;
   /** HMAC-SHA256 of `data` under `key` (32 bytes). */

@@ -1,0 +1,637 @@
+/**
+ * The client side of a manager: links to a server, and the proxies that call
+ * methods of the objects it holds (Python's `BaseProxy` and its kinds).
+ *
+ * A link is one authenticated socket per isolate and server, shared by every proxy
+ * of that server (Python opens one per thread; here calls are pipelined on one
+ * socket, matched to replies by a request number). Inside the server's own isolate
+ * a proxy (one stored in a list, say) talks to the server directly instead.
+ *
+ * Lifetimes are Python's reference counts, held per connection: the server keeps
+ * an object while some connection holds a reference, and a connection that ends
+ * gives up all of its references. A proxy sent somewhere is *lent* (the sender says
+ * so first, on its own connection) and *adopted* by the receiver, so the object
+ * cannot be freed while the copy is on its way, whichever message arrives first.
+ *
+ * @module
+ */
+import {
+  ClientHandshake,
+  encodeMessage,
+  FrameReader,
+  MAX_HELLO,
+  type Message,
+  MessageReader,
+  rawFrame,
+} from "./_broker_wire.ts";
+import { fromRecord, prepare, toRecord } from "./_codec.ts";
+import { AuthenticationError, ProcessError } from "./errors.ts";
+import { runtime } from "./runtime/detect.ts";
+import type { NetAddress, NetSocket } from "./runtime/types.ts";
+import { registerReducer } from "./serialization.ts";
+
+/** The largest frame a manager's peer may announce; more drops the connection. */
+export const MAX_MANAGER_FRAME = 2 ** 28;
+
+/** What names an object on a server: Python's `Token`. */
+export interface Token {
+  address: NetAddress;
+  id: number;
+  typeid: string;
+  exposed: string[];
+}
+
+/** A way to send requests to one server: a socket, or a direct call inside the server's isolate. */
+export interface Link {
+  /** Sends a request and resolves with the reply. */
+  request(header: Record<string, unknown>, items?: Uint8Array[]): Promise<Message>;
+  /** Sends a message that has no reply (lend, adopt, decref), in order with requests. */
+  notify(header: Record<string, unknown>): void;
+}
+
+/** A key for an address, for maps. */
+export function addressKey(address: NetAddress): string {
+  return typeof address === "string" ? `unix:${address}` : `tcp:${address.host}:${address.port}`;
+}
+
+/** Servers running in this isolate, by address: their proxies skip the socket. */
+export const localServers: Map<string, () => Link> = new Map();
+
+/** Bytes for one value (arguments, results, errors). */
+export function encodeValue(value: unknown, what: string): Uint8Array {
+  return toRecord(prepare(value, what));
+}
+
+export const decodeValue: (bytes: Uint8Array) => unknown = fromRecord;
+
+/**
+ * Whether a value survives JSON unchanged (finite numbers but -0, strings, booleans,
+ * null): such arguments and results ride in the message header, skipping the
+ * runtime's serializer, which costs more than the whole round trip otherwise.
+ */
+export function isJsonPlain(value: unknown): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    default:
+      return value === null;
+  }
+}
+
+/** A request's header and items for `args`. */
+export function withArgs(header: Record<string, unknown>, args: unknown[], what: string): [Record<string, unknown>, Uint8Array[]] {
+  if (args.every(isJsonPlain)) return [{ ...header, a: args }, []];
+  return [header, [encodeValue(args, what)]];
+}
+
+function describeAddress(address: NetAddress): string {
+  return typeof address === "string" ? address : `${address.host}:${address.port}`;
+}
+
+/**
+ * Connects to a manager server and runs the handshake both ways.
+ *
+ * @throws {AuthenticationError} if either side's key is wrong.
+ * @throws {ProcessError} (with the socket error's `code`) if nobody listens there.
+ */
+export async function connectManager(address: NetAddress, authkey: Uint8Array): Promise<NetSocket> {
+  let socket: NetSocket;
+  try {
+    socket = await runtime.net.connect(address);
+  } catch (err) {
+    const error = new ProcessError(`Cannot connect to the manager at ${describeAddress(address)}: ${(err as Error).message}`);
+    Object.assign(error, { code: (err as { code?: string }).code });
+    throw error;
+  }
+  const reader = new FrameReader(MAX_HELLO);
+  const handshake = new ClientHandshake(authkey);
+  return new Promise((resolve, reject) => {
+    socket.onClose(() => reject(new AuthenticationError("digest sent was rejected")));
+    let answered = false;
+    socket.onData((chunk) => {
+      for (const frame of reader.push(chunk) ?? []) {
+        if (!answered) {
+          const answer = handshake.answer(frame);
+          if (answer === undefined) return socket.destroy();
+          socket.write(rawFrame(answer));
+          answered = true;
+        } else if (!handshake.verify(frame)) {
+          reject(new AuthenticationError("digest received was wrong: the server does not hold this key"));
+          return socket.destroy();
+        } else {
+          return resolve(socket);
+        }
+      }
+    });
+  });
+}
+
+interface Call {
+  resolve(message: Message): void;
+  reject(error: unknown): void;
+}
+
+/** One socket to a server, shared by this isolate's proxies; connects on first use. */
+export class SocketLink implements Link {
+  readonly address: NetAddress;
+  #socket: Promise<NetSocket>;
+  #pending = new Map<number, Call>();
+  #nextR = 1;
+  #out: Uint8Array[] = [];
+  #scheduled = false;
+  #lost: Error | undefined;
+  #onLost: () => void;
+
+  constructor(address: NetAddress, authkey: Uint8Array, onLost: () => void = () => {}) {
+    this.address = address;
+    this.#onLost = onLost;
+    this.#socket = connectManager(address, authkey).then((socket) => {
+      const reader = new MessageReader(MAX_MANAGER_FRAME);
+      socket.onData((chunk) => {
+        const messages = reader.push(chunk);
+        if (messages === undefined) return socket.destroy();
+        for (const m of messages) {
+          const call = this.#pending.get(m.header.r as number);
+          if (call === undefined) continue;
+          this.#pending.delete(m.header.r as number);
+          call.resolve(m);
+        }
+        if (this.#pending.size === 0) socket.unref();
+      });
+      socket.onClose(() => this.#fail(new ProcessError(`Lost the connection to the manager at ${describeAddress(address)}`)));
+      // Idle proxies must not keep a program alive; a call in flight does.
+      if (this.#pending.size === 0) socket.unref();
+      return socket;
+    });
+    this.#socket.catch((err) => this.#fail(err));
+  }
+
+  /** Resolves once connected and authenticated. */
+  async ready(): Promise<void> {
+    await this.#socket;
+  }
+
+  #fail(err: Error): void {
+    if (this.#lost) return;
+    this.#lost = err;
+    this.#onLost();
+    for (const call of this.#pending.values()) call.reject(err);
+    this.#pending.clear();
+  }
+
+  request(header: Record<string, unknown>, items: Uint8Array[] = []): Promise<Message> {
+    if (this.#lost) return Promise.reject(this.#lost);
+    const r = this.#nextR++;
+    const reply = new Promise<Message>((resolve, reject) => this.#pending.set(r, { resolve, reject }));
+    this.#send({ ...header, r }, items);
+    return reply;
+  }
+
+  notify(header: Record<string, unknown>): void {
+    if (!this.#lost) this.#send(header, []);
+  }
+
+  // Everything sent in one turn leaves in one write: pipelined calls cost one syscall.
+  #send(header: Record<string, unknown>, items: Uint8Array[]): void {
+    this.#out.push(encodeMessage(header, items));
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    void this.#socket.then((socket) => {
+      this.#scheduled = false;
+      const frames = this.#out;
+      this.#out = [];
+      if (this.#pending.size > 0) socket.ref();
+      socket.write(frames.length === 1 ? frames[0] : concat(frames));
+    }, () => {});
+  }
+
+  /** Closes the socket: the server drops this isolate's references. */
+  async close(): Promise<void> {
+    this.#fail(new ProcessError(`The connection to the manager at ${describeAddress(this.address)} is closed`));
+    try {
+      (await this.#socket).destroy();
+    } catch {
+      // never connected: nothing to close
+    }
+  }
+}
+
+function concat(frames: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let offset = 0;
+  for (const f of frames) {
+    out.set(f, offset);
+    offset += f.length;
+  }
+  return out;
+}
+
+const links = new Map<string, SocketLink>();
+const keys = new Map<string, Uint8Array>();
+
+/** The link of this isolate to the server at `address` (made on first use). */
+export function linkFor(address: NetAddress, authkey: Uint8Array): Link {
+  const key = addressKey(address);
+  const local = localServers.get(key);
+  if (local !== undefined) return local();
+  let link = links.get(key);
+  if (link === undefined || !sameBytes(keys.get(key)!, authkey)) {
+    link = new SocketLink(address, authkey, () => {
+      if (links.get(key) === link) links.delete(key);
+    });
+    links.set(key, link);
+    keys.set(key, authkey);
+  }
+  return link;
+}
+
+/** Forgets (and closes) this isolate's link to `address`. */
+export async function closeLink(address: NetAddress): Promise<void> {
+  const key = addressKey(address);
+  const link = links.get(key);
+  links.delete(key);
+  await link?.close();
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The reply of a call: its value, a new proxy, or the rebuilt server-side error. */
+export function replyValue(m: Message, address: NetAddress, authkey: Uint8Array, link: Link): unknown {
+  const h = m.header;
+  if (typeof h.id === "number") {
+    return makeProxy({ address, id: h.id, typeid: String(h.t), exposed: h.x as string[] }, authkey, link);
+  }
+  if ("v" in h) return h.v;
+  const value = m.items.length > 0 ? decodeValue(m.items[0]) : undefined;
+  if (h.e) throw value;
+  return value;
+}
+
+const finalizer = new FinalizationRegistry<{ link: Link; id: number }>(({ link, id }) => {
+  link.notify({ op: "decref", id });
+});
+
+/**
+ * A reference to an object held by a manager's server (Python's `BaseProxy`).
+ * Every method is a call to the server, so every method is async. Proxies can be
+ * passed to children of either start method, stored in other proxies, and are
+ * copied as working proxies to the same object.
+ *
+ * The object lives while some proxy to it does: `close()` gives this one up at
+ * once (otherwise the garbage collector does, later).
+ */
+export class BaseProxy {
+  #token: Token;
+  #authkey: Uint8Array;
+  #link: Link;
+  #closed = false;
+
+  /** @internal Proxies come from a manager's factories, or from being received. */
+  constructor(token: Token, authkey: Uint8Array, link: Link = linkFor(token.address, authkey)) {
+    this.#token = token;
+    this.#authkey = authkey;
+    this.#link = link;
+    finalizer.register(this, { link, id: token.id }, this);
+  }
+
+  /** The type name the object was made under ("list", "dict", or a registered typeid). */
+  get typeid(): string {
+    return this.#token.typeid;
+  }
+
+  /** The object's id on its server. */
+  get id(): number {
+    return this.#token.id;
+  }
+
+  /**
+   * Calls `method` of the object with `args` on the server (Python's `_callmethod`):
+   * the way to a method this proxy kind has no wrapper for. A method the server
+   * does not expose rejects with RemoteError.
+   */
+  async callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+    if (this.#closed) throw new ProcessError(`Cannot call ${method}() on a ${this.typeid} proxy: proxy is closed`);
+    const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, `${method}() arguments`);
+    const reply = await this.#link.request(header, items);
+    return replyValue(reply, this.#token.address, this.#authkey, this.#link);
+  }
+
+  /** Gives up this proxy's reference now; the object is freed when no proxy holds it. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    finalizer.unregister(this);
+    this.#link.notify({ op: "decref", id: this.#token.id });
+  }
+
+  /** @internal The state a copy is rebuilt from; the server is told a copy is on its way. */
+  _reduce(): unknown {
+    if (this.#closed) throw new TypeError(`a closed ${this.typeid} proxy cannot be sent`);
+    this.#link.notify({ op: "lend", id: this.#token.id });
+    // The key travels with the proxy, as Python's does to a spawned child: every
+    // path a value takes here (child start messages, the broker, the manager) is private.
+    return { token: this.#token, authkey: this.#authkey };
+  }
+
+  /** @internal */
+  toString(): string {
+    return `<${this.constructor.name} object, typeid '${this.typeid}' id ${this.id}>`;
+  }
+}
+
+type Entries<K, V> = Map<K, V> | Record<string, V> | Iterable<[K, V]>;
+
+/** Options of a manager queue's `put()` and `get()`. */
+export interface ProxyWaitOptions {
+  /** Wait for room or an item (default true); false fails at once. */
+  block?: boolean;
+  /** Milliseconds to wait at most, when blocking; default forever. */
+  timeout?: number;
+}
+
+/**
+ * A `Manager().list()` (Python's ListProxy). Negative indices count from the end;
+ * `for await` walks it index by index, so it sees changes made meanwhile (as Python's does).
+ */
+export class ListProxy<T = unknown> extends BaseProxy implements AsyncIterable<T> {
+  append(x: T): Promise<void> {
+    return this.callMethod("append", [x]) as Promise<void>;
+  }
+  extend(xs: Iterable<T>): Promise<void> {
+    return this.callMethod("extend", [[...xs]]) as Promise<void>;
+  }
+  get(i: number): Promise<T> {
+    return this.callMethod("get", [i]) as Promise<T>;
+  }
+  set(i: number, v: T): Promise<void> {
+    return this.callMethod("set", [i, v]) as Promise<void>;
+  }
+  /** Removes the item at `i` (Python's `del l[i]`). */
+  delete(i: number): Promise<void> {
+    return this.callMethod("delete", [i]) as Promise<void>;
+  }
+  length(): Promise<number> {
+    return this.callMethod("length") as Promise<number>;
+  }
+  /** A copy of the whole list (Python's `l[:]`). */
+  toArray(): Promise<T[]> {
+    return this.callMethod("toArray") as Promise<T[]>;
+  }
+  /** A copy of `l[start:end]`. */
+  slice(start?: number, end?: number): Promise<T[]> {
+    return this.callMethod("slice", [start, end]) as Promise<T[]>;
+  }
+  pop(i?: number): Promise<T> {
+    return this.callMethod("pop", i === undefined ? [] : [i]) as Promise<T>;
+  }
+  insert(i: number, x: T): Promise<void> {
+    return this.callMethod("insert", [i, x]) as Promise<void>;
+  }
+  /** Removes the first item equal to `x`; RangeError if there is none (Python's ValueError). */
+  remove(x: T): Promise<void> {
+    return this.callMethod("remove", [x]) as Promise<void>;
+  }
+  index(x: T, start?: number, end?: number): Promise<number> {
+    return this.callMethod("index", [x, start, end].filter((a) => a !== undefined)) as Promise<number>;
+  }
+  count(x: T): Promise<number> {
+    return this.callMethod("count", [x]) as Promise<number>;
+  }
+  /** Sorts in place: numbers by value, strings by code unit (no key function: it could not reach the server). */
+  sort(options: { reverse?: boolean } = {}): Promise<void> {
+    return this.callMethod("sort", [{ reverse: options.reverse === true }]) as Promise<void>;
+  }
+  reverse(): Promise<void> {
+    return this.callMethod("reverse") as Promise<void>;
+  }
+  clear(): Promise<void> {
+    return this.callMethod("clear") as Promise<void>;
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (let i = 0; i < await this.length(); i++) yield await this.get(i);
+  }
+}
+
+/** A `Manager().dict()` (Python's DictProxy): a Map on the server; `for await` yields its keys. */
+export class DictProxy<K = string, V = unknown> extends BaseProxy implements AsyncIterable<K> {
+  /** The value of `k`, or `fallback` (default undefined) if it has none. */
+  get(k: K, fallback?: V): Promise<V | undefined> {
+    return this.callMethod("get", fallback === undefined ? [k] : [k, fallback]) as Promise<V | undefined>;
+  }
+  /** The value of `k`; RangeError "KeyError" if it has none (Python's `d[k]`). */
+  getItem(k: K): Promise<V> {
+    return this.callMethod("getItem", [k]) as Promise<V>;
+  }
+  set(k: K, v: V): Promise<void> {
+    return this.callMethod("set", [k, v]) as Promise<void>;
+  }
+  /** Removes `k`; resolves to whether it was there. */
+  delete(k: K): Promise<boolean> {
+    return this.callMethod("delete", [k]) as Promise<boolean>;
+  }
+  has(k: K): Promise<boolean> {
+    return this.callMethod("has", [k]) as Promise<boolean>;
+  }
+  keys(): Promise<K[]> {
+    return this.callMethod("keys") as Promise<K[]>;
+  }
+  values(): Promise<V[]> {
+    return this.callMethod("values") as Promise<V[]>;
+  }
+  items(): Promise<[K, V][]> {
+    return this.callMethod("items") as Promise<[K, V][]>;
+  }
+  update(other: Entries<K, V>): Promise<void> {
+    const plain = other instanceof Map || Array.isArray(other) || !(Symbol.iterator in Object(other)) ? other : [...(other as Iterable<[K, V]>)];
+    return this.callMethod("update", [plain]) as Promise<void>;
+  }
+  /** Removes `k` and resolves to its value; without a `fallback`, a missing key is RangeError "KeyError". */
+  pop(k: K, ...fallback: [V?]): Promise<V> {
+    return this.callMethod("pop", [k, ...fallback]) as Promise<V>;
+  }
+  setdefault(k: K, v?: V): Promise<V> {
+    return this.callMethod("setdefault", [k, v]) as Promise<V>;
+  }
+  clear(): Promise<void> {
+    return this.callMethod("clear") as Promise<void>;
+  }
+  length(): Promise<number> {
+    return this.callMethod("length") as Promise<number>;
+  }
+  /** A plain-object copy (keys as strings). */
+  toObject(): Promise<Record<string, V>> {
+    return this.callMethod("toObject") as Promise<Record<string, V>>;
+  }
+  /** A Map copy. */
+  toMap(): Promise<Map<K, V>> {
+    return this.callMethod("toMap") as Promise<Map<K, V>>;
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<K> {
+    yield* await this.keys();
+  }
+}
+
+/** A `Manager().Namespace()`: named attributes, read and written with `get(name)` and `set(name, v)`. */
+export class NamespaceProxy extends BaseProxy {
+  get<T = unknown>(name: string): Promise<T | undefined> {
+    return this.callMethod("get", [name]) as Promise<T | undefined>;
+  }
+  set(name: string, v: unknown): Promise<void> {
+    return this.callMethod("set", [name, v]) as Promise<void>;
+  }
+  delete(name: string): Promise<boolean> {
+    return this.callMethod("delete", [name]) as Promise<boolean>;
+  }
+  has(name: string): Promise<boolean> {
+    return this.callMethod("has", [name]) as Promise<boolean>;
+  }
+  toObject(): Promise<Record<string, unknown>> {
+    return this.callMethod("toObject") as Promise<Record<string, unknown>>;
+  }
+}
+
+/** A `Manager().Value(typecode, v)`: one value of any kind (the typecode is kept, not enforced, as in Python). */
+export class ValueProxy<T = unknown> extends BaseProxy {
+  get(): Promise<T> {
+    return this.callMethod("get") as Promise<T>;
+  }
+  set(v: T): Promise<void> {
+    return this.callMethod("set", [v]) as Promise<void>;
+  }
+}
+
+/** A `Manager().Array(typecode, init)`: a fixed-length list. */
+export class ArrayProxy<T = number> extends BaseProxy {
+  get(i: number): Promise<T> {
+    return this.callMethod("get", [i]) as Promise<T>;
+  }
+  set(i: number, v: T): Promise<void> {
+    return this.callMethod("set", [i, v]) as Promise<void>;
+  }
+  length(): Promise<number> {
+    return this.callMethod("length") as Promise<number>;
+  }
+  toArray(): Promise<T[]> {
+    return this.callMethod("toArray") as Promise<T[]>;
+  }
+  slice(start?: number, end?: number): Promise<T[]> {
+    return this.callMethod("slice", [start, end]) as Promise<T[]>;
+  }
+}
+
+function waitArgs(options: ProxyWaitOptions): [ProxyWaitOptions] {
+  const { block, timeout } = options;
+  if (block !== undefined && typeof block !== "boolean") throw new TypeError("block must be a boolean");
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
+    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+  }
+  return [{ block, timeout }];
+}
+
+/**
+ * A `Manager().Queue()` or `.JoinableQueue()` (Python's queue.Queue behind a proxy).
+ * Unlike a plain {@linkcode Queue}, it can be stored in other proxies and reached by
+ * `connect()`ed clients. A blocked `get()` whose caller disconnects takes nothing.
+ */
+export class QueueProxy<T = unknown> extends BaseProxy {
+  /** Puts `item`; with a maxsize, waits for room (QueueFullError at the timeout, or at once if not blocking). */
+  put(item: T, options: ProxyWaitOptions = {}): Promise<void> {
+    return this.callMethod("put", [item, ...waitArgs(options)]) as Promise<void>;
+  }
+  /** Takes the next item; QueueEmptyError at the timeout, or at once if not blocking. */
+  get(options: ProxyWaitOptions = {}): Promise<T> {
+    return this.callMethod("get", waitArgs(options)) as Promise<T>;
+  }
+  putNowait(item: T): Promise<void> {
+    return this.callMethod("putNowait", [item]) as Promise<void>;
+  }
+  getNowait(): Promise<T> {
+    return this.callMethod("getNowait") as Promise<T>;
+  }
+  qsize(): Promise<number> {
+    return this.callMethod("qsize") as Promise<number>;
+  }
+  empty(): Promise<boolean> {
+    return this.callMethod("empty") as Promise<boolean>;
+  }
+  full(): Promise<boolean> {
+    return this.callMethod("full") as Promise<boolean>;
+  }
+  /** JoinableQueue only: marks a got item as processed (RangeError if called too often). */
+  taskDone(): Promise<void> {
+    return this.callMethod("taskDone") as Promise<void>;
+  }
+  /** JoinableQueue only: resolves once every item put has been marked done. */
+  join(): Promise<void> {
+    return this.callMethod("join") as Promise<void>;
+  }
+}
+
+/** An iterator that a registered type's method returned, left on the server and walked with `for await`. */
+export class IteratorProxy<T = unknown> extends BaseProxy implements AsyncIterable<T> {
+  next(): Promise<IteratorResult<T>> {
+    return this.callMethod("next") as Promise<IteratorResult<T>>;
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (let r = await this.next(); !r.done; r = await this.next()) yield r.value;
+  }
+}
+
+/**
+ * The proxy of a registered type (Python's AutoProxy): each exposed method of the
+ * object is an async method here. Type it with the object's class: `AutoProxy<Foo>`.
+ */
+export type AutoProxy<T> = BaseProxy & { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never };
+
+class AutoProxyBase extends BaseProxy {}
+
+// A JavaScript Proxy around the BaseProxy: an exposed name becomes a call. Own
+// members are bound to the target, since their #fields are not on the wrapper.
+function autoProxy(token: Token, authkey: Uint8Array, link: Link): BaseProxy {
+  const base = new AutoProxyBase(token, authkey, link);
+  const exposed = new Set(token.exposed);
+  return new Proxy(base, {
+    get(target, prop) {
+      if (typeof prop === "string" && exposed.has(prop) && !(prop in target)) {
+        return (...args: unknown[]) => target.callMethod(prop, args);
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+    has: (target, prop) => (typeof prop === "string" && exposed.has(prop)) || prop in target,
+  });
+}
+
+const KINDS: Record<string, new (token: Token, authkey: Uint8Array, link: Link) => BaseProxy> = {
+  list: ListProxy,
+  dict: DictProxy,
+  Namespace: NamespaceProxy,
+  Value: ValueProxy,
+  Array: ArrayProxy,
+  Queue: QueueProxy,
+  JoinableQueue: QueueProxy,
+  Iterator: IteratorProxy,
+};
+
+/** The proxy kind for a token's typeid. */
+export function makeProxy(token: Token, authkey: Uint8Array, link = linkFor(token.address, authkey)): BaseProxy {
+  const kind = KINDS[token.typeid];
+  return kind === undefined ? autoProxy(token, authkey, link) : new kind(token, authkey, link);
+}
+
+for (const cls of [...new Set(Object.values(KINDS)), AutoProxyBase]) {
+  registerReducer(cls as typeof BaseProxy, "manager-proxy", {
+    reduce: (proxy: BaseProxy) => proxy._reduce(),
+    rebuild(state) {
+      const { token, authkey } = state as { token: Token; authkey: Uint8Array };
+      const proxy = makeProxy(token, authkey);
+      linkFor(token.address, authkey).notify({ op: "adopt", id: token.id });
+      return proxy;
+    },
+  });
+}

@@ -1,0 +1,386 @@
+/**
+ * A manager's server (Python's `managers.Server`): holds objects, and calls their
+ * methods for authenticated clients over a socket (unix or TCP).
+ *
+ * The server listens on a network, so it trusts nothing it reads: the HMAC
+ * handshake comes first (no object is touched before it succeeds), a client that
+ * does not finish it in time is dropped, frames are parsed as they arrive and one
+ * announcing more than {@linkcode MAX_MANAGER_FRAME} bytes drops its sender (a
+ * length is never allocated on the peer's word), and any malformed message drops
+ * only the connection that sent it.
+ *
+ * @module
+ */
+import { FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, encodeMessage } from "./_broker_wire.ts";
+import { BUILTINS, methodsOf, SIGNALLED } from "./_manager_objects.ts";
+import {
+  addressKey,
+  decodeValue,
+  encodeValue,
+  isJsonPlain,
+  type Link,
+  localServers,
+  MAX_MANAGER_FRAME,
+} from "./_manager_proxy.ts";
+import type { QueueProxy } from "./_manager_proxy.ts";
+import { ProcessError, RemoteError } from "./errors.ts";
+import { runtime } from "./runtime/detect.ts";
+import type { NetAddress, NetServer, NetSocket } from "./runtime/types.ts";
+import { loadTarget, type TargetSpec } from "./target.ts";
+
+/** A registered type, as the server receives it. */
+export interface RegistryEntry {
+  typeid: string;
+  /** How to make one; undefined for a typeid only a client names. */
+  factory?: TargetSpec;
+  /** The methods proxies may call; default: the object's methods not starting with "_". */
+  exposed?: string[];
+}
+
+/** What a server is started with. */
+export interface ServerInit {
+  address: NetAddress;
+  authkey: Uint8Array;
+  registry: RegistryEntry[];
+  /** Milliseconds a client has to finish the handshake (default 10 s). */
+  helloTimeout?: number;
+}
+
+/** Someone that holds references: a connection, or the server's own isolate (proxies stored in objects). */
+type Holder = object;
+
+interface Held {
+  obj: object;
+  typeid: string;
+  exposed: Set<string>;
+  refs: Map<Holder, number>;
+  /** Copies on their way to a receiver (lent, not yet adopted); below 0 for a moment if the adopt came first. */
+  lent: number;
+}
+
+class ProtocolError extends Error {}
+
+function int(value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new ProtocolError();
+  return value as number;
+}
+
+function str(value: unknown): string {
+  if (typeof value !== "string") throw new ProtocolError();
+  return value;
+}
+
+/** One client connection (or the server's own isolate, with no socket). */
+class Conn {
+  alive = true;
+  authed = false;
+  hello = new FrameReader(MAX_HELLO);
+  messages = new MessageReader(MAX_MANAGER_FRAME);
+  handshake: ServerHandshake;
+  /** Aborts the waits of this client's calls when it goes. */
+  abort = new AbortController();
+  #out: Uint8Array[] = [];
+  #scheduled = false;
+
+  constructor(readonly socket: NetSocket | undefined, key: Uint8Array, readonly deliver?: (m: Message) => void) {
+    this.handshake = new ServerHandshake(key);
+  }
+
+  send(header: Record<string, unknown>, items: Uint8Array[] = []): void {
+    if (!this.alive) return;
+    if (this.deliver) return this.deliver({ header, items });
+    this.#out.push(encodeMessage(header, items));
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      const frames = this.#out;
+      this.#out = [];
+      if (!this.alive || frames.length === 0) return;
+      const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+      if (frames.length > 1) frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
+      this.socket!.write(bytes, (error) => error && this.socket!.destroy());
+    });
+  }
+}
+
+/** Wraps an iterator a method returned, so a proxy can walk it from afar. */
+class IteratorObject {
+  constructor(readonly it: Iterator<unknown> | AsyncIterator<unknown>) {}
+  async next(): Promise<IteratorResult<unknown>> {
+    const { done, value } = await this.it.next();
+    return { done: done === true, value };
+  }
+}
+
+function isIterator(value: unknown): value is Iterator<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as Iterator<unknown>).next === "function" &&
+    (Symbol.iterator in value || Symbol.asyncIterator in value) && !Array.isArray(value);
+}
+
+/**
+ * The objects of one manager and the connections to it.
+ *
+ * @example
+ * ```ts ignore
+ * const server = await ManagerServer.listen({ address, authkey, registry: [] });
+ * await server.serveForever(); // until a client asks it to shut down
+ * ```
+ */
+export class ManagerServer {
+  readonly address: NetAddress;
+  #key: Uint8Array;
+  #registry = new Map<string, RegistryEntry>();
+  #factories = new Map<string, Promise<(...args: unknown[]) => unknown>>();
+  #objects = new Map<number, Held>();
+  #nextId = 1;
+  #conns = new Set<Conn>();
+  #listener: NetServer | undefined;
+  #helloTimeout: number;
+  #done!: () => void;
+  #finished = new Promise<void>((resolve) => (this.#done = resolve));
+  #local: Conn;
+
+  private constructor(init: ServerInit, address: NetAddress) {
+    this.address = address;
+    this.#key = init.authkey;
+    this.#helloTimeout = init.helloTimeout ?? 10_000;
+    for (const entry of init.registry) this.#registry.set(entry.typeid, entry);
+    this.#local = new Conn(undefined, this.#key, () => {});
+    this.#local.authed = true;
+  }
+
+  /** Listens at `init.address` (port 0: any free port; `address` then says which). */
+  static async listen(init: ServerInit): Promise<ManagerServer> {
+    let server: ManagerServer | undefined;
+    const listener = await runtime.net.listen(init.address, (socket) => server ? server.#accept(socket) : socket.destroy());
+    server = new ManagerServer(init, listener.address);
+    server.#listener = listener;
+    localServers.set(addressKey(server.address), () => server!.#localLink());
+    return server;
+  }
+
+  /** Resolves when the server has shut down (a client asked, or {@linkcode ManagerServer.shutdown}). */
+  serveForever(): Promise<void> {
+    return this.#finished;
+  }
+
+  /** Stops listening and drops every connection. */
+  shutdown(): void {
+    if (this.#listener === undefined) return;
+    this.#listener.close();
+    this.#listener = undefined;
+    localServers.delete(addressKey(this.address));
+    for (const conn of this.#conns) this.#drop(conn);
+    this.#objects.clear();
+    this.#done();
+  }
+
+  /** A link for proxies inside this isolate: calls go straight to the dispatcher. */
+  #localLink(): Link {
+    return {
+      request: (header, items = []) =>
+        new Promise((resolve) => {
+          const conn = new Conn(undefined, this.#key, resolve);
+          this.#dispatch(conn, { header, items }, this.#local);
+        }),
+      notify: (header) => this.#dispatch(this.#local, { header, items: [] }),
+    };
+  }
+
+  #accept(socket: NetSocket): void {
+    const conn = new Conn(socket, this.#key);
+    this.#conns.add(conn);
+    // A client that says nothing, or too little, is not left holding a socket.
+    const timer = setTimeout(() => conn.authed || this.#drop(conn), this.#helloTimeout);
+    socket.onClose(() => {
+      clearTimeout(timer);
+      this.#closed(conn);
+    });
+    socket.onData((chunk) => {
+      if (!conn.alive) return;
+      try {
+        if (!conn.authed) return this.#hello(conn, chunk);
+        const messages = conn.messages.push(chunk);
+        if (messages === undefined) throw new ProtocolError();
+        for (const m of messages) if (conn.alive) this.#dispatch(conn, m);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) console.error("polyproc manager:", err);
+        this.#drop(conn);
+      }
+    });
+    socket.write(rawFrame(conn.handshake.challenge));
+  }
+
+  #hello(conn: Conn, chunk: Uint8Array): void {
+    const frames = conn.hello.push(chunk);
+    if (frames === undefined) throw new ProtocolError();
+    if (frames.length === 0) return;
+    const proof = conn.handshake.answer(frames[0]);
+    // A wrong key, or anything sent before the server's proof, ends the connection here.
+    if (proof === undefined || frames.length > 1 || conn.hello.rest().length > 0) throw new ProtocolError();
+    conn.authed = true;
+    conn.socket!.write(rawFrame(proof));
+  }
+
+  #drop(conn: Conn): void {
+    conn.socket?.destroy();
+    this.#closed(conn);
+  }
+
+  #closed(conn: Conn): void {
+    if (!conn.alive) return;
+    conn.alive = false;
+    conn.abort.abort(new ProcessError("the client disconnected"));
+    this.#conns.delete(conn);
+    for (const [id, held] of this.#objects) {
+      if (held.refs.delete(conn)) this.#freeIfUnheld(id, held);
+    }
+  }
+
+  /** One message from `conn`; `holder` is who holds references made by it (the connection itself, or the server). */
+  #dispatch(conn: Conn, m: Message, holder: Holder = conn): void {
+    const h = m.header;
+    switch (h.op) {
+      case "call":
+        return void this.#reply(conn, int(h.r), () => this.#call(conn, int(h.id), str(h.m), this.#args(m)), holder);
+      case "create":
+        return void this.#reply(conn, int(h.r), () => this.#create(str(h.t), this.#args(m)), holder);
+      case "lend":
+        return this.#count(int(h.id), (held) => held.lent++);
+      case "adopt":
+        return this.#count(int(h.id), (held) => {
+          held.lent--;
+          held.refs.set(holder, (held.refs.get(holder) ?? 0) + 1);
+        });
+      case "decref":
+        return this.#count(int(h.id), (held) => {
+          const n = held.refs.get(holder) ?? 0;
+          if (n <= 1) held.refs.delete(holder);
+          else held.refs.set(holder, n - 1);
+        });
+      case "count":
+        return conn.send({ r: int(h.r), v: this.#objects.size });
+      case "ping":
+        return conn.send({ r: int(h.r), v: true });
+      case "shutdown":
+        conn.send({ r: int(h.r), v: true });
+        // The reply leaves in this turn's write; then the server goes.
+        return void setTimeout(() => this.shutdown(), 0);
+    }
+    throw new ProtocolError();
+  }
+
+  #args(m: Message): unknown[] {
+    if (m.header.a !== undefined) {
+      if (!Array.isArray(m.header.a) || m.items.length !== 0) throw new ProtocolError();
+      return m.header.a;
+    }
+    if (m.items.length !== 1) throw new ProtocolError();
+    let args: unknown;
+    try {
+      args = decodeValue(m.items[0]);
+    } catch {
+      throw new ProtocolError();
+    }
+    if (!Array.isArray(args)) throw new ProtocolError();
+    return args;
+  }
+
+  #count(id: number, change: (held: Held) => void): void {
+    const held = this.#objects.get(id);
+    if (held === undefined) return;
+    change(held);
+    this.#freeIfUnheld(id, held);
+  }
+
+  #freeIfUnheld(id: number, held: Held): void {
+    if (held.refs.size === 0 && held.lent === 0) this.#objects.delete(id);
+  }
+
+  /** Runs `work` and sends its outcome: a value, a new object, or the error. */
+  async #reply(conn: Conn, r: number, work: () => unknown, holder: Holder): Promise<void> {
+    let value: unknown;
+    try {
+      value = await work();
+      if (value instanceof NewObject) {
+        const held = value.held;
+        const id = this.#nextId++;
+        held.refs.set(holder, 1);
+        this.#objects.set(id, held);
+        return conn.send({ r, id, t: held.typeid, x: [...held.exposed] });
+      }
+      if (value === undefined) return conn.send({ r });
+      if (isJsonPlain(value)) return conn.send({ r, v: value });
+      return conn.send({ r }, [encodeValue(value, "the result")]);
+    } catch (err) {
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeValue(err, "the error");
+      } catch {
+        bytes = encodeValue(new RemoteError(String((err as Error)?.name), String((err as Error)?.message ?? err)), "the error");
+      }
+      return conn.send({ r, e: 1 }, [bytes]);
+    }
+  }
+
+  async #create(typeid: string, args: unknown[]): Promise<NewObject> {
+    const builtin = BUILTINS.get(typeid);
+    if (builtin !== undefined) {
+      return new NewObject({ obj: (builtin.make as (...a: unknown[]) => object)(...args), typeid, exposed: new Set(builtin.exposed), refs: new Map(), lent: 0 });
+    }
+    const entry = this.#registry.get(typeid);
+    if (entry?.factory === undefined) throw new RemoteError("KeyError", `The manager has no type "${typeid}" registered`);
+    let factory = this.#factories.get(typeid);
+    if (factory === undefined) this.#factories.set(typeid, factory = loadTarget(entry.factory));
+    const obj = await (await factory)(...args);
+    if (typeof obj !== "object" || obj === null) {
+      throw new TypeError(`The factory of "${typeid}" returned ${obj === null ? "null" : typeof obj}, not an object`);
+    }
+    return new NewObject({ obj, typeid, exposed: new Set(entry.exposed ?? methodsOf(obj)), refs: new Map(), lent: 0 });
+  }
+
+  async #call(conn: Conn, id: number, method: string, args: unknown[]): Promise<unknown> {
+    const held = this.#objects.get(id);
+    if (held === undefined) throw new ProcessError(`The manager holds no object ${id} (it was freed)`);
+    const fn = (held.obj as Record<string, unknown>)[method];
+    if (!held.exposed.has(method) || typeof fn !== "function") {
+      throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
+    }
+    if (SIGNALLED.has(method) && (held.typeid === "Queue" || held.typeid === "JoinableQueue")) {
+      const last = args.length - 1;
+      const options = typeof args[last] === "object" && args[last] !== null ? args[last] as object : undefined;
+      if (options === undefined) args.push({ signal: conn.abort.signal });
+      else args[last] = { ...options, signal: conn.abort.signal };
+    }
+    const result = await fn.apply(held.obj, args);
+    if (isIterator(result) && !BUILTINS.has(held.typeid)) {
+      return new NewObject({ obj: new IteratorObject(result), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
+    }
+    return result;
+  }
+}
+
+/** A method's result that becomes an object on the server, returned as a proxy. */
+class NewObject {
+  constructor(readonly held: Held) {}
+}
+
+/** What a server child tells its starter: where it listens, or why it could not. */
+export type ServerReport = { address: NetAddress } | { error: string };
+
+/**
+ * The target of a manager's server child: listens, reports the bound address on
+ * `ready`, and serves until it is shut down.
+ */
+export async function serveManager(init: ServerInit, ready: QueueProxy<ServerReport> | { put(v: ServerReport): Promise<void> }): Promise<void> {
+  let server: ManagerServer;
+  try {
+    server = await ManagerServer.listen(init);
+  } catch (err) {
+    await ready.put({ error: `${(err as Error)?.message ?? err}` });
+    return;
+  }
+  await ready.put({ address: server.address });
+  await server.serveForever();
+}

@@ -1,0 +1,306 @@
+// Managers under both start methods: the seed program, every proxy type used from a
+// child, CPython's _TestContainers / TestSyncManagerTypes / _TestMyManager, lifetimes.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  BaseManager,
+  type BaseProxy,
+  type DictProxy,
+  type ListProxy,
+  Manager,
+  Process,
+  ProcessError,
+  type QueueProxy,
+  QueueEmptyError,
+  QueueFullError,
+  RemoteError,
+} from "../mod.ts";
+import { type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
+import { METHODS } from "./_helpers.ts";
+
+const T = { timeout: 60_000 };
+
+/** Runs `target(...args)` in a child and checks it ended well. */
+async function inChild(method: string, target: unknown, args: unknown[]): Promise<void> {
+  const p = new Process({ target: target as never, args, context: method as never });
+  p.start();
+  await p.join(30_000);
+  if (p.exitCode === null) p.kill();
+  assert.equal(p.exitCode, 0, "the child ends with exit code 0");
+}
+
+test("Manager() rejects bad options", () => {
+  assert.throws(() => new Manager({ context: "fork" as never }), RangeError);
+  assert.throws(() => new Manager({ authkey: 5 as never }), TypeError);
+  assert.throws(() => new Manager({ address: { host: "127.0.0.1", port: 70000 } }), RangeError);
+  assert.throws(() => BaseManager.register(""), TypeError);
+});
+
+test("a proxy factory before start() throws ProcessError", T, async () => {
+  const m = new Manager();
+  await assert.rejects(m.list(), ProcessError);
+});
+
+for (const method of METHODS) {
+  const opts = { context: method };
+
+  test(`[${method}] 10 children append to one Manager().list(); the parent reads all ten (seed program)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const shared = await manager.list<number>();
+    const ps = Array.from({ length: 10 }, (_, i) => new Process({ target: t.appendTo, args: [shared, i], context: method }));
+    for (const p of ps) p.start();
+    for (const p of ps) await p.join(30_000);
+    assert.deepEqual(ps.map((p) => p.exitCode), Array(10).fill(0));
+    assert.equal(await shared.length(), 10);
+    assert.deepEqual((await shared.toArray()).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  test(`[${method}] a shipped function in a child uses a list proxy`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const shared = await manager.list<string>(["a"]);
+    await inChild(method, async (li: ListProxy<string>) => {
+      await li.append("b");
+      await li.set(0, "A");
+    }, [shared]);
+    assert.deepEqual(await shared.toArray(), ["A", "b"]);
+  });
+
+  test(`[${method}] every proxy type used from a child is seen by the parent (TestSyncManagerTypes)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const li = await manager.list([1, 2, 3]);
+    const d = await manager.dict({ a: 1 });
+    const v = await manager.Value("i", 1);
+    const ns = await manager.Namespace();
+    const q = await manager.Queue<number>(2);
+    const arr = await manager.Array("d", [1, 2, 3]);
+    await inChild(method, t.emptyList, [li]);
+    await inChild(method, t.emptyDict, [d]);
+    await inChild(method, t.setValue, [v, 2]);
+    await inChild(method, t.setName, [ns, "name", "Bob"]);
+    await inChild(method, t.putItems, [q, 2]);
+    await inChild(method, t.doubleArray, [arr]);
+    assert.equal(await li.length(), 0);
+    assert.equal(await d.length(), 0);
+    assert.equal(await v.get(), 2);
+    assert.equal(await ns.get("name"), "Bob");
+    assert.equal(await q.full(), true);
+    assert.equal(await q.qsize(), 2);
+    assert.deepEqual(await arr.toArray(), [2, 4, 6]);
+  });
+
+  test(`[${method}] ListProxy: slices, extend, index, count, insert, remove, pop, sort, reverse (test_list)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const a = await manager.list<number>([...Array(10).keys()]);
+    assert.deepEqual(await a.slice(2, 10), [2, 3, 4, 5, 6, 7, 8, 9]);
+    await a.extend([10, 11]);
+    assert.equal(await a.length(), 12);
+    assert.equal(await a.get(-1), 11);
+    assert.equal(await a.index(5), 5);
+    assert.equal(await a.count(3), 1);
+    await a.insert(0, 99);
+    assert.equal(await a.get(0), 99);
+    await a.remove(99);
+    assert.equal(await a.pop(), 11);
+    assert.equal(await a.pop(0), 0);
+    await a.reverse();
+    assert.deepEqual(await a.toArray(), [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    await a.sort();
+    assert.deepEqual(await a.slice(0, 3), [1, 2, 3]);
+    await a.sort({ reverse: true });
+    assert.equal(await a.get(0), 10);
+    await a.delete(0);
+    assert.equal(await a.get(0), 9);
+    // Python's IndexError and ValueError are RangeError here, rebuilt from the server.
+    await assert.rejects(a.get(100), RangeError);
+    await assert.rejects(a.remove(1234), RangeError);
+    await assert.rejects(a.index(1234), RangeError);
+    const seen: number[] = [];
+    for await (const x of a) seen.push(x);
+    assert.deepEqual(seen, await a.toArray());
+    // A fetched value is a copy: changing it does not change the list (Python's rule).
+    const nested = await manager.list<number[]>([[1]]);
+    (await nested.get(0)).push(2);
+    assert.deepEqual(await nested.get(0), [1]);
+  });
+
+  test(`[${method}] DictProxy: get, set, has, delete, keys, values, items, update, pop, setdefault, clear`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const d = await manager.dict<string, number>({ a: 1 });
+    await d.set("b", 2);
+    assert.equal(await d.get("a"), 1);
+    assert.equal(await d.get("zz"), undefined);
+    assert.equal(await d.get("zz", 7), 7);
+    await assert.rejects(d.getItem("zz"), RangeError);
+    assert.equal(await d.has("b"), true);
+    assert.deepEqual(await d.keys(), ["a", "b"]);
+    assert.deepEqual(await d.values(), [1, 2]);
+    assert.deepEqual(await d.items(), [["a", 1], ["b", 2]]);
+    await d.update(new Map([["c", 3]]));
+    await d.update({ d: 4 });
+    assert.deepEqual(await d.toObject(), { a: 1, b: 2, c: 3, d: 4 });
+    assert.equal(await d.pop("d"), 4);
+    assert.equal(await d.pop("d", 0), 0);
+    await assert.rejects(d.pop("d"), RangeError);
+    assert.equal(await d.setdefault("e", 5), 5);
+    assert.equal(await d.setdefault("e", 6), 5);
+    assert.equal(await d.delete("e"), true);
+    const keys: string[] = [];
+    for await (const k of d) keys.push(k);
+    assert.deepEqual(keys, ["a", "b", "c"]);
+    assert.deepEqual(await d.toMap(), new Map([["a", 1], ["b", 2], ["c", 3]]));
+    await d.clear();
+    assert.equal(await d.length(), 0);
+    const m = await manager.dict(new Map<number, string>([[1, "one"]]));
+    assert.equal(await m.get(1), "one");
+  });
+
+  test(`[${method}] Namespace attributes set, read and deleted (test_namespace); Value of any kind`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const n = await manager.Namespace();
+    await n.set("name", "Bob");
+    await n.set("job", "Builder");
+    await n.set("_hidden", "x");
+    assert.equal(await n.get("name"), "Bob");
+    assert.equal(await n.delete("job"), true);
+    assert.equal(await n.get("job"), undefined);
+    assert.deepEqual(await n.toObject(), { name: "Bob", _hidden: "x" });
+    // Python's manager.Value ignores its typecode and stores any object.
+    const v = await manager.Value("i", { big: 2n ** 70n, at: new Date(0) });
+    assert.deepEqual(await v.get(), { big: 2n ** 70n, at: new Date(0) });
+  });
+
+  test(`[${method}] manager Queue: FIFO, timeouts, QueueEmptyError/QueueFullError, JoinableQueue`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const q = await manager.Queue<number>(2);
+    await q.put(1);
+    await q.putNowait(2);
+    await assert.rejects(q.put(3, { timeout: 50 }), QueueFullError);
+    await assert.rejects(q.putNowait(3), QueueFullError);
+    assert.equal(await q.get(), 1);
+    assert.equal(await q.getNowait(), 2);
+    await assert.rejects(q.get({ timeout: 50 }), QueueEmptyError);
+    await assert.rejects(q.get({ block: false }), QueueEmptyError);
+    // A get waiting on the server is served by a later put from a child.
+    const got = q.get({ timeout: 30_000 });
+    await inChild(method, t.putItems, [q, 1]);
+    assert.equal(await got, 0);
+    const jq = await manager.JoinableQueue<string>();
+    await jq.put("x");
+    const joined = jq.join();
+    assert.equal(await jq.get(), "x");
+    await jq.taskDone();
+    await joined;
+    await assert.rejects(jq.taskDone(), RangeError);
+    // A plain Queue has no join(): Python's queue has it, ours keeps JoinableQueue's apart.
+    await assert.rejects(q.join(), RemoteError);
+  });
+
+  test(`[${method}] nested proxies: a dict of lists, written by a child (test_dict_proxy_nested)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const inner = await manager.list<string>();
+    const d = await manager.dict<string, ListProxy<string>>();
+    await d.set("supplies", inner);
+    await inChild(method, t.appendNested, [d, "supplies", "water"]);
+    assert.deepEqual(await inner.toArray(), ["water"]);
+    const again = (await d.get("supplies"))!;
+    assert.deepEqual(await again.toArray(), ["water"]);
+    // The inner list survives the dict's clear(): this side still holds it.
+    await d.clear();
+    await inner.append("food");
+    assert.deepEqual(await again.toArray(), ["water", "food"]);
+  });
+
+  test(`[${method}] a manager queue stored in a list works through it (test_nested_queue)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const q = await manager.Queue<number>();
+    const li = await manager.list<QueueProxy<number>>([q]);
+    const viaList = await li.get(0);
+    await viaList.put(5);
+    assert.equal(await q.get({ timeout: 10_000 }), 5);
+    await inChild(method, async (li: ListProxy<QueueProxy<number>>) => {
+      await (await li.get(0)).put(6);
+    }, [li]);
+    assert.equal(await q.get({ timeout: 10_000 }), 6);
+  });
+
+  test(`[${method}] objects are freed when no proxy holds them`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    assert.equal(await manager.numberOfObjects(), 0);
+    const a = await manager.list();
+    const b = await manager.dict();
+    assert.equal(await manager.numberOfObjects(), 2);
+    a.close();
+    assert.equal(await manager.numberOfObjects(), 1);
+    await assert.rejects(a.length(), ProcessError);
+    // A copy sent to a child keeps the object alive until the child gives it up.
+    await inChild(method, async (d: DictProxy) => await d.set("k", 1), [b]);
+    assert.equal(await manager.numberOfObjects(), 1);
+    b.close();
+    assert.equal(await manager.numberOfObjects(), 0);
+  });
+
+  test(`[${method}] proxies fail with ProcessError once the manager is shut down`, T, async () => {
+    const manager = new Manager(opts);
+    await manager.start();
+    const li = await manager.list([1]);
+    await manager.shutdown();
+    await assert.rejects(li.length(), ProcessError);
+    await assert.rejects(manager.list(), ProcessError);
+    await manager.shutdown(); // a second shutdown does nothing
+  });
+}
+
+// Python's _TestMyManager: registered types, exposed methods, iterators.
+class MyManager extends BaseManager {
+  declare Foo: () => Promise<BaseProxy & Record<string, (...a: unknown[]) => Promise<unknown>>>;
+}
+MyManager.register("Foo", t.makeFooBar);
+MyManager.register("Bar", t.makeFooBar, { exposed: ["f", "_h"] });
+MyManager.register("Squares", t.makeSquares);
+MyManager.register("Counter", t.makeCounter);
+
+for (const method of METHODS) {
+  test(`[${method}] BaseManager.register: exposed methods, hidden _names, errors, iterators (test_mymanager)`, T, async () => {
+    await using manager = new MyManager({ context: method });
+    await manager.start();
+    const foo = await manager.Foo() as unknown as BaseProxy & FooBar;
+    assert.equal(await foo.f(), "f()");
+    await assert.rejects(Promise.resolve().then(() => foo.g()), RangeError);
+    assert.equal((foo as unknown as Record<string, unknown>)._h, undefined);
+    await assert.rejects(foo.callMethod("_h"), RemoteError);
+    const bar = await manager.create("Bar") as BaseProxy;
+    assert.equal(await bar.callMethod("_h"), "_h()");
+    await assert.rejects(bar.callMethod("g"), RemoteError);
+    const sq = await manager.create("Squares") as BaseProxy;
+    const it = await sq.callMethod("squares", [10]) as AsyncIterable<number>;
+    const got: number[] = [];
+    for await (const x of it) got.push(x);
+    assert.deepEqual(got, [...Array(10).keys()].map((i) => i * i));
+    // A registered type's proxy travels to a child and keeps its state on the server.
+    const c = await manager.create("Counter", 5) as BaseProxy & Counter;
+    await inChild(method, async (c: Counter) => await c.add(10), [c]);
+    assert.equal(await c.value(), 15);
+    await assert.rejects(manager.create("Nope"), RemoteError);
+  });
+
+}
+
+test("a subclass's registry is its own, starting as a copy of its parent's", () => {
+  class A extends BaseManager {}
+  class B extends A {}
+  A.register("x", t.makeFooBar);
+  B.register("y", t.makeFooBar);
+  assert.equal(typeof (A.prototype as unknown as Record<string, unknown>).x, "function");
+  assert.equal((A.prototype as unknown as Record<string, unknown>).y, undefined);
+  assert.equal(typeof (B.prototype as unknown as Record<string, unknown>).y, "function");
+});
