@@ -182,7 +182,7 @@ export class ManagerServer {
       request: (header, items = []) =>
         new Promise((resolve) => {
           const conn = new Conn(undefined, this.#key, resolve);
-          this.#dispatch(conn, { header, items }, this.#local);
+          this.#dispatch(conn, { header: { ...header, r: 0 }, items }, this.#local);
         }),
       notify: (header) => this.#dispatch(this.#local, { header, items: [] }),
     };
@@ -242,10 +242,14 @@ export class ManagerServer {
   #dispatch(conn: Conn, m: Message, holder: Holder = conn): void {
     const h = m.header;
     switch (h.op) {
-      case "call":
-        return void this.#reply(conn, int(h.r), () => this.#call(conn, int(h.id), str(h.m), this.#args(m)), holder);
-      case "create":
-        return void this.#reply(conn, int(h.r), () => this.#create(str(h.t), this.#args(m)), holder);
+      case "call": {
+        const [r, id, name, args] = [int(h.r), int(h.id), str(h.m), this.#args(m)];
+        return void this.#reply(conn, r, () => this.#call(conn, id, name, args), holder);
+      }
+      case "create": {
+        const [r, typeid, args] = [int(h.r), str(h.t), this.#args(m)];
+        return void this.#reply(conn, r, () => this.#create(typeid, args), holder);
+      }
       case "lend":
         return this.#count(int(h.id), (held) => held.lent++);
       case "adopt":

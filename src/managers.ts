@@ -270,6 +270,13 @@ export class BaseManager {
     this.#cleanup();
   }
 
+  /** Closes a `connect()`ed manager's connection (the server keeps running); shuts down any other. */
+  close(): Promise<void> {
+    if (this.#state !== "connected") return this.shutdown();
+    this.#state = "shut down";
+    return closeLink(this.#address!);
+  }
+
   /** Same as {@linkcode BaseManager.shutdown}: Python's context manager exit. */
   [asyncDispose](): Promise<void> {
     return this.shutdown();
