@@ -44,6 +44,21 @@ export {
 } from "./src/queues.ts";
 export { Connection, pipe, type PipeOptions } from "./src/connection.ts";
 export {
+  type AcquireOptions,
+  Barrier,
+  type BarrierOptions,
+  BoundedSemaphore,
+  Condition,
+  Event,
+  type Held,
+  Lock,
+  RLock,
+  Semaphore,
+  SemLock,
+  type SyncOptions,
+  type WaitOptions,
+} from "./src/synchronize.ts";
+export {
   type ApplyOptions,
   AsyncResult,
   type MapOptions,
@@ -124,6 +139,7 @@ export {
 } from "./src/subprocess.ts";
 export {
   AuthenticationError,
+  BrokenBarrierError,
   BrokenProcessPoolError,
   CalledProcessError,
   CancelledError,

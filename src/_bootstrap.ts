@@ -15,9 +15,10 @@ import { Process } from "./process.ts";
 import { runtime } from "./runtime/detect.ts";
 import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
-// Loaded for their handles: a queue or a pipe end among the arguments is rebuilt by them.
+// Loaded for their handles: a queue, pipe end, lock, ... among the arguments is rebuilt by them.
 import "./queues.ts";
 import "./_manager_proxy.ts";
+import "./synchronize.ts";
 import { closeAllConnections } from "./connection.ts";
 
 function describe(err: unknown): string {

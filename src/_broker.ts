@@ -143,7 +143,9 @@ class QueueState {
 type Pending =
   | { op: "get"; q: number; getter?: Getter }
   | { op: "put"; q: number; calls: Call[]; buffered: boolean; signal?: AbortSignal }
-  | { op: "call"; q: number; call: Call };
+  | { op: "call"; q: number; call: Call }
+  // A request about a lock, event, ... (src/_broker_sync.ts): resolves with the whole reply header.
+  | { op: "raw"; q: number; call: Call };
 
 interface OutMessage {
   header: Record<string, unknown>;
@@ -475,6 +477,27 @@ export class BrokerClient {
     return this.#call(checkId(id), { op: "writers", k: kind }) as Promise<void>;
   }
 
+  /**
+   * Sends a request about a shared object that is not a queue (a lock, an event,
+   * ...: see src/_broker_sync.ts). `reply` resolves with the broker's whole answer,
+   * errors included (`e`); it rejects only when the connection is lost. Requests on
+   * one connection are served in the order they were sent.
+   */
+  request(header: Record<string, unknown>): { r: number; reply: Promise<Record<string, unknown>> } {
+    if (this.#closed) return { r: 0, reply: Promise.reject(this.#closed) };
+    let r = 0;
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const call = { resolve: resolve as (v: unknown) => void, reject };
+      r = this.#request(header, { op: "raw", q: Number(header.q ?? 0), call });
+    });
+    return { r, reply };
+  }
+
+  /** Withdraws request `r`: the broker answers it with `e: "cancelled"`, unless it served it first. */
+  cancel(r: number): void {
+    if (this.#pending.has(r)) this.#send({ op: "cancel", r });
+  }
+
   /** Drops this client's reference to the queue; the last reference frees it. */
   release(id: number): Promise<void> {
     return (this.#call(checkId(id), { op: "release" }) as Promise<void>).then(() => {
@@ -678,6 +701,8 @@ export class BrokerClient {
     const kind = h.e as BrokerErrorKind | undefined;
     const error = kind && new BrokerError(kind, describe(kind, pending.q));
     switch (pending.op) {
+      case "raw":
+        return pending.call.resolve(h);
       case "call":
         return error ? pending.call.reject(error) : pending.call.resolve(h.v);
       case "put":
@@ -755,7 +780,7 @@ export class BrokerClient {
     if (this.#closed) return;
     this.#closed = error;
     for (const pending of this.#pending.values()) {
-      if (pending.op === "call") pending.call.reject(error);
+      if (pending.op === "call" || pending.op === "raw") pending.call.reject(error);
       else if (pending.op === "put") for (const call of pending.calls) call.reject(error);
     }
     for (const [, st] of this.#queues) {

@@ -28,6 +28,7 @@ import {
   ServerHandshake,
   writeMessage,
 } from "./_broker_wire.ts";
+import { SYNC_OPS, SyncProtocolError, SyncServer } from "./_broker_sync.ts";
 import { Deque } from "./_deque.ts";
 import type { NetSocket } from "./runtime/types.ts";
 
@@ -178,6 +179,8 @@ export class BrokerServer {
   #freed = new Set<number>();
   #nextId = 1;
   #seq = 0;
+  /** Locks, semaphores, events, conditions and barriers (src/_broker_sync.ts). */
+  #sync = new SyncServer();
 
   constructor(authkey: Uint8Array) {
     this.#key = authkey;
@@ -199,7 +202,7 @@ export class BrokerServer {
         }
       } catch (err) {
         // Garbage from a peer ends that peer, and only it; a bug of ours is worth a line.
-        if (!(err instanceof ProtocolError)) console.error("polyproc broker:", err);
+        if (!(err instanceof ProtocolError || err instanceof SyncProtocolError)) console.error("polyproc broker:", err);
         this.#drop(conn);
       }
     });
@@ -250,6 +253,7 @@ export class BrokerServer {
         // Everything this connection sent before has been read: say so.
         return conn.send({ r: int(h.r) });
     }
+    if (SYNC_OPS.has(h.op as string)) return this.#sync.handle(conn, h);
     if (!QUEUE_OPS.has(h.op as string)) throw new ProtocolError();
     const r = int(h.r);
     const q = this.#queues.get(int(h.q));
@@ -433,6 +437,7 @@ export class BrokerServer {
 
   #cancel(conn: Conn, r: number): void {
     for (const w of conn.waiters) if (w.r === r) return this.#giveUp(w, "cancelled");
+    this.#sync.cancel(conn, r);
   }
 
   #shutdown(q: BrokerQueue, immediate: boolean): void {
@@ -603,5 +608,6 @@ export class BrokerServer {
       if (this.#queues.get(q.id) === q) this.#serve(q);
     }
     conn.queues.clear();
+    this.#sync.closed(conn);
   }
 }

@@ -8,6 +8,17 @@ import { checkStartMethod, getAllStartMethods, getStartMethod, setStartMethod, t
 import { ProcessPoolExecutor, type ExecutorOptions } from "./futures.ts";
 import { Pool, type PoolOptions } from "./pool.ts";
 import { Process, type ProcessOptions } from "./process.ts";
+import {
+  Barrier,
+  type BarrierOptions,
+  BoundedSemaphore,
+  Condition,
+  Event,
+  Lock,
+  RLock,
+  Semaphore,
+  type SyncOptions,
+} from "./synchronize.ts";
 
 export { getAllStartMethods, getStartMethod, setStartMethod, type StartMethod };
 
@@ -30,6 +41,20 @@ export interface Context {
   readonly Pool: new (options?: PoolOptions) => Pool;
   /** {@linkcode ProcessPoolExecutor}, whose workers start with this context's method. */
   readonly ProcessPoolExecutor: new (options?: ExecutorOptions) => ProcessPoolExecutor;
+  /** {@linkcode Lock}, shared with children of this context's method. */
+  readonly Lock: new (options?: SyncOptions) => Lock;
+  /** {@linkcode RLock}, shared with children of this context's method. */
+  readonly RLock: new (options?: SyncOptions) => RLock;
+  /** {@linkcode Semaphore}, shared with children of this context's method. */
+  readonly Semaphore: new (value?: number, options?: SyncOptions) => Semaphore;
+  /** {@linkcode BoundedSemaphore}, shared with children of this context's method. */
+  readonly BoundedSemaphore: new (value?: number, options?: SyncOptions) => BoundedSemaphore;
+  /** {@linkcode Event}, shared with children of this context's method. */
+  readonly Event: new (options?: SyncOptions) => Event;
+  /** {@linkcode Condition}, shared with children of this context's method (a given lock decides). */
+  readonly Condition: new (lock?: Lock | RLock, options?: SyncOptions) => Condition;
+  /** {@linkcode Barrier}, shared with children of this context's method. */
+  readonly Barrier: new (parties: number, options?: BarrierOptions) => Barrier;
 }
 
 const contexts = new Map<StartMethod, Context>();
@@ -50,7 +75,49 @@ function makeContext(method: StartMethod): Context {
       super({ ...options, context: options?.context ?? method });
     }
   }
-  return Object.freeze({ startMethod: method, Process: BoundProcess, Pool: BoundPool, ProcessPoolExecutor: BoundExecutor });
+  // Synchronization objects take the context as an option; an explicit one wins.
+  const bind = <O extends SyncOptions | undefined>(options: O): SyncOptions => ({ ...options, context: options?.context ?? method });
+  return Object.freeze({
+    startMethod: method,
+    Process: BoundProcess,
+    Pool: BoundPool,
+    ProcessPoolExecutor: BoundExecutor,
+    Lock: class extends Lock {
+      constructor(options?: SyncOptions) {
+        super(bind(options));
+      }
+    },
+    RLock: class extends RLock {
+      constructor(options?: SyncOptions) {
+        super(bind(options));
+      }
+    },
+    Semaphore: class extends Semaphore {
+      constructor(value?: number, options?: SyncOptions) {
+        super(value, bind(options));
+      }
+    },
+    BoundedSemaphore: class extends BoundedSemaphore {
+      constructor(value?: number, options?: SyncOptions) {
+        super(value, bind(options));
+      }
+    },
+    Event: class extends Event {
+      constructor(options?: SyncOptions) {
+        super(bind(options));
+      }
+    },
+    Condition: class extends Condition {
+      constructor(lock?: Lock | RLock, options?: SyncOptions) {
+        super(lock, lock === undefined ? bind(options) : options);
+      }
+    },
+    Barrier: class extends Barrier {
+      constructor(parties: number, options?: BarrierOptions) {
+        super(parties, bind(options));
+      }
+    },
+  });
 }
 
 /**

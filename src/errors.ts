@@ -133,6 +133,20 @@ export class BrokenProcessPoolError extends ProcessError {}
 export class CancelledError extends ProcessError {}
 
 /**
+ * A Barrier wait failed: the barrier was aborted, reset, or broken by a party's
+ * timeout or a failed action (Python's `threading.BrokenBarrierError`).
+ *
+ * @example
+ * ```ts
+ * import { Barrier, BrokenBarrierError } from "polyproc";
+ * const barrier = new Barrier(2);
+ * await barrier.abort();
+ * await barrier.wait().catch((e) => console.log(e instanceof BrokenBarrierError)); // true
+ * ```
+ */
+export class BrokenBarrierError extends ProcessError {}
+
+/**
  * A manager connection failed its HMAC handshake: the two sides hold different
  * authkeys (Python's `multiprocessing.AuthenticationError`).
  *
@@ -270,4 +284,5 @@ export const errorClasses: ReadonlyMap<string, new (message?: string) => Error> 
   ["BrokenProcessPoolError", BrokenProcessPoolError],
   ["CancelledError", CancelledError],
   ["AuthenticationError", AuthenticationError],
+  ["BrokenBarrierError", BrokenBarrierError],
 ]);

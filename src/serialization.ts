@@ -46,6 +46,16 @@ export function registerReducer<T extends object>(cls: abstract new (...args: ne
   reducersByKind.set(kind, reducer as Reducer<unknown>);
 }
 
+// The reducer of a class or of its nearest registered ancestor: a context's bound
+// classes (`getContext("process").Lock`) subclass the public ones.
+function reducerOf(proto: { constructor: Class } | null): { kind: string; reducer: Reducer<never> } | undefined {
+  for (; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    const handle = reducers.get(proto.constructor);
+    if (handle !== undefined) return handle;
+  }
+  return undefined;
+}
+
 /**
  * Lets instances of `cls` cross to children and back as instances of `cls`
  * (Python pickles classes by reference). Call it at module top level, so a child
@@ -137,7 +147,7 @@ class Encoder {
     }
     const proto = Object.getPrototypeOf(value);
     if (proto === Object.prototype || proto === null) return this.#encodeFields(value, path);
-    const handle = reducers.get(proto.constructor);
+    const handle = reducerOf(proto);
     if (handle !== undefined) {
       this.tagged = true;
       let state: unknown;
