@@ -59,6 +59,15 @@ export {
   type WaitOptions,
 } from "./src/synchronize.ts";
 export {
+  type ElementOf,
+  RawArray,
+  RawValue,
+  SharedArray,
+  type SharedCtypesOptions,
+  type Typecode,
+  Value,
+} from "./src/sharedctypes.ts";
+export {
   type ApplyOptions,
   AsyncResult,
   type MapOptions,

@@ -19,6 +19,7 @@ import { loadTarget } from "./target.ts";
 import "./queues.ts";
 import "./_manager_proxy.ts";
 import "./synchronize.ts";
+import "./sharedctypes.ts";
 import { closeAllConnections } from "./connection.ts";
 
 function describe(err: unknown): string {

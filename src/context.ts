@@ -19,6 +19,15 @@ import {
   Semaphore,
   type SyncOptions,
 } from "./synchronize.ts";
+import {
+  type ElementOf,
+  RawArray,
+  RawValue,
+  SharedArray,
+  type SharedCtypesOptions,
+  type Typecode,
+  Value,
+} from "./sharedctypes.ts";
 
 export { getAllStartMethods, getStartMethod, setStartMethod, type StartMethod };
 
@@ -55,6 +64,22 @@ export interface Context {
   readonly Condition: new (lock?: Lock | RLock, options?: SyncOptions) => Condition;
   /** {@linkcode Barrier}, shared with children of this context's method. */
   readonly Barrier: new (parties: number, options?: BarrierOptions) => Barrier;
+  /** {@linkcode Value} for children of this context's method ("worker" only). */
+  readonly Value: new <C extends Typecode>(typecode: C, value?: ElementOf<C>, options?: SharedCtypesOptions) => Value<C>;
+  /** {@linkcode SharedArray} for children of this context's method ("worker" only). */
+  readonly SharedArray: new <C extends Typecode>(
+    typecode: C,
+    sizeOrInit: number | Iterable<ElementOf<C>>,
+    options?: SharedCtypesOptions,
+  ) => SharedArray<C>;
+  /** {@linkcode RawValue} for children of this context's method ("worker" only). */
+  readonly RawValue: new <C extends Typecode>(typecode: C, value?: ElementOf<C>, options?: SyncOptions) => RawValue<C>;
+  /** {@linkcode RawArray} for children of this context's method ("worker" only). */
+  readonly RawArray: new <C extends Typecode>(
+    typecode: C,
+    sizeOrInit: number | Iterable<ElementOf<C>>,
+    options?: SyncOptions,
+  ) => RawArray<C>;
 }
 
 const contexts = new Map<StartMethod, Context>();
@@ -115,6 +140,26 @@ function makeContext(method: StartMethod): Context {
     Barrier: class extends Barrier {
       constructor(parties: number, options?: BarrierOptions) {
         super(parties, bind(options));
+      }
+    },
+    Value: class<C extends Typecode> extends Value<C> {
+      constructor(typecode: C, value?: ElementOf<C>, options?: SharedCtypesOptions) {
+        super(typecode, value, bind(options));
+      }
+    },
+    SharedArray: class<C extends Typecode> extends SharedArray<C> {
+      constructor(typecode: C, sizeOrInit: number | Iterable<ElementOf<C>>, options?: SharedCtypesOptions) {
+        super(typecode, sizeOrInit, bind(options));
+      }
+    },
+    RawValue: class<C extends Typecode> extends RawValue<C> {
+      constructor(typecode: C, value?: ElementOf<C>, options?: SyncOptions) {
+        super(typecode, value, bind(options));
+      }
+    },
+    RawArray: class<C extends Typecode> extends RawArray<C> {
+      constructor(typecode: C, sizeOrInit: number | Iterable<ElementOf<C>>, options?: SyncOptions) {
+        super(typecode, sizeOrInit, bind(options));
       }
     },
   });
