@@ -86,6 +86,15 @@ const BENCHES = [
   // Issue 6: run(["true"]) against the runtime's raw spawn, and Python's subprocess.run(["true"]).
   { name: "subprocess", runtimes: ["node", "node-js", "deno", "bun"], file: "scripts/bench_subprocess.ts", args: () => [] },
   { name: "subprocess python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=subprocess"] },
+  // Issue 7: Manager().list().append and dict set/get round trips from one child, and Python's.
+  {
+    name: "manager",
+    runtimes: ["node", "node-js", "deno", "bun"],
+    file: "scripts/bench_manager.ts",
+    denoFlags: ["--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env"],
+    args: () => [],
+  },
+  { name: "manager python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=manager"] },
 ];
 
 // Table columns: a result's `col` (JS programs use the runtime's name).
@@ -134,6 +143,8 @@ const QUEUE_FAMILIES = {
   q_small: { short: "Queue small ints", title: "Queue throughput, 200,000 small ints, one producer child → the parent", unit: "items/s", better: "higher" },
   q_bytes: { short: "Queue 10 KiB items", title: "Queue throughput, 20,000 × 10 KiB Uint8Array (Py: bytes), one producer child → the parent", unit: "MiB/s", better: "higher" },
   pipe_rt: { short: "Pipe round trip", title: "Pipe round trip, parent → echo child → parent, small int, mean of 10,000 after warm-up", unit: "µs", better: "lower" },
+  mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()" },
+  mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()" },
 };
 const RAW_ANCHOR = {
   worker: "raw: `node:worker_threads` Worker, `parentPort.postMessage`",
@@ -146,6 +157,10 @@ const QUEUE_ROWS = [
   { family: "q_bytes", method: "process", target: { factor: 1, text: "≥ Python" } },
   { family: "pipe_rt", method: "worker", target: { factor: 1, text: "≤ Python" } },
   { family: "pipe_rt", method: "process", target: { factor: 1.5, text: "≤ 1.5× Python" } },
+  { family: "mgr_append", method: "worker", target: { factor: 1, text: "≥ Python" } },
+  { family: "mgr_append", method: "process", target: { factor: 1, text: "≥ Python" } },
+  { family: "mgr_dict", method: "worker", target: { factor: 1, text: "≥ Python" } },
+  { family: "mgr_dict", method: "process", target: { factor: 1, text: "≥ Python" } },
 ];
 
 // Pool table (issue 4), one section per family: `rows` are result ids (JS ids: one cell per runtime; the
@@ -557,7 +572,7 @@ if (unitResults.length) {
     return `[${i + 1}]`;
   };
   const rate = (x, unit) => {
-    if (unit === "items/s") return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0);
+    if (unit === "items/s" || unit === "appends/s" || unit === "round trips/s") return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0);
     return fmt(x);
   };
   const qcell = (r, unit) => {
@@ -585,7 +600,7 @@ if (unitResults.length) {
     const pyCell = pyRes ? qcell(pyRes, fam.unit) : pythonNote ? `— ${noteMark(`Python: ${pythonNote}`)}` : "—";
     const pyHead = pyRes?.label?.match(/\((\w+)\)$/)?.[1];
     ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better; ${RAW_ANCHOR[method]}` +
-      `${pyHead ? `; Py: ${family === "pipe_rt" ? "mp.Pipe" : "mp.Queue"}, ${pyHead}` : ""}) | | | | | | |`);
+      `${pyHead ? `; Py: ${fam.py ?? (family === "pipe_rt" ? "mp.Pipe" : "mp.Queue")}, ${pyHead}` : ""}) | | | | | | |`);
     for (const c of jsCols) {
       const pp = byId.get(`${family}.polyproc.${method}|${c.col}`);
       const raw = byId.get(`${family}.raw.${method}|${c.col}`);

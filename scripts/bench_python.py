@@ -2,7 +2,7 @@
 scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip) and for scripts/bench_pool.ts
 (Pool(2): map, map chunksize=1, apply_async, CPU speedup).
 
-    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool,subprocess]
+    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool,subprocess,manager]
         [--queue-rounds=3] [--queue-warmup=1] [--small=200000] [--big=20000] [--size=10240]
         [--trips=10000] [--trip-warmup=1000]
         [--pool-rounds=3] [--pool-warmup=1] [--tasks=100000] [--apply-tasks=20000] [--pool-trips=2000]
@@ -183,6 +183,61 @@ def queue_metrics(opts):
         print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
 
 
+def manager_append(shared, n, out):
+    t0 = time.perf_counter()
+    for i in range(n):
+        shared.append(i)
+    out.value = (time.perf_counter() - t0) * 1000
+
+
+def manager_dict(d, n, out):
+    t0 = time.perf_counter()
+    for i in range(n):
+        d["k"] = i
+        d["k"]
+    out.value = (time.perf_counter() - t0) * 1000
+
+
+def manager_metrics(opts):
+    """bench_manager.ts's anchors: a Manager().list() appended to, and a Manager().dict() set and read,
+    from one child that times itself (research/anchors-bench.md §6); col `python`."""
+    ctx = mp.get_context()
+    method = ctx.get_start_method()
+
+    def run(kind, n):
+        with ctx.Manager() as m:
+            out = m.Value("d", 0.0)
+            obj = m.list() if kind == "append" else m.dict()
+            p = ctx.Process(target=manager_append if kind == "append" else manager_dict, args=(obj, n, out))
+            p.start()
+            p.join()
+            return (n if kind == "append" else 2 * n) / out.value * 1000
+
+    metrics = [  # (id, label, unit, kind, n)
+        ("mgr_append.python", f"Manager().list(): {opts['appends']} x shared.append(i) from one child ({method})",
+         "appends/s", "append", opts["appends"]),
+        ("mgr_dict.python", f"Manager().dict(): {opts['pairs']} x (d[k] = i, d[k]) from one child ({method})",
+         "round trips/s", "dict", opts["pairs"]),
+    ]
+    for _ in range(opts["queue-warmup"]):
+        for m in metrics:
+            run(m[3], m[4] // 10)
+    values = [[] for _ in metrics]
+    for r in range(opts["queue-rounds"]):
+        for k in range(len(metrics)):
+            i = (k + r) % len(metrics)
+            values[i].append(run(metrics[i][3], metrics[i][4]))
+    r4 = lambda x: float(f"{x:.4g}")
+    for (mid, label, unit, _, _), vs in zip(metrics, values):
+        med = statistics.median(vs)
+        print("##RESULT " + json.dumps({
+            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": "higher",
+            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
+            "round_values": [r4(v) for v in vs],
+        }, ensure_ascii=False))
+        print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
+
+
 def pool_metrics(opts):
     """bench_pool.ts's Python anchors; prints their ##RESULT lines."""
     ctx = mp.get_context()
@@ -349,7 +404,7 @@ def main():
     opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10, "queue-rounds": 3, "queue-warmup": 1,
             "small": 200_000, "big": 20_000, "size": 10_240, "trips": 10_000, "trip-warmup": 1_000,
             "pool-rounds": 3, "pool-warmup": 1, "tasks": 100_000, "apply-tasks": 20_000, "pool-trips": 2_000,
-            "pool-trip-warmup": 500, "cpu-tasks": 40, "cpu-ms": 10}
+            "pool-trip-warmup": 500, "cpu-tasks": 40, "cpu-ms": 10, "appends": 10_000, "pairs": 5_000}
     only = {"start", "queue", "pool"}
     for arg in sys.argv[1:]:
         key, _, value = arg.lstrip("-").partition("=")
@@ -363,6 +418,8 @@ def main():
             opts["queue-rounds"] = opts["pool-rounds"] = int(value)
     if "subprocess" in only:
         subprocess_metrics(opts)
+    if "manager" in only:
+        manager_metrics(opts)
     if "pool" in only:
         pool_metrics(opts)
     if "queue" in only:

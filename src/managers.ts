@@ -67,6 +67,8 @@ export interface RegisterOptions {
 const server = fromModule<typeof import("./_manager_server.ts")>(siblingModule("_manager_server"));
 const registries = new WeakMap<object, Map<string, RegistryEntry>>();
 let counter = 0;
+/** The private folders of this isolate's servers' sockets, removed at exit if still there. */
+const socketDirs = new Set<string>();
 
 function toNetAddress(address: ManagerAddress): NetAddress {
   if (typeof address !== "object" || address === null) throw new TypeError("address must be { host, port } or { path }");
@@ -294,8 +296,8 @@ export class BaseManager {
     if (this.#address === undefined) {
       this.#dir = runtime.net.makePrivateDir(`polyproc-manager-${runtime.pid}-`);
       this.#address = `${this.#dir}/manager.sock`;
-      const dir = this.#dir;
-      runtime.onExit(() => runtime.net.removeDir(dir));
+      if (socketDirs.size === 0) runtime.onExit(() => socketDirs.forEach((dir) => runtime.net.removeDir(dir)));
+      socketDirs.add(this.#dir);
     }
     const registry = [...registryOf(this.constructor as typeof BaseManager).values()];
     return { address: this.#address, authkey: this.#authkey, registry };
@@ -303,6 +305,7 @@ export class BaseManager {
 
   #cleanup(): void {
     if (this.#dir !== undefined) runtime.net.removeDir(this.#dir);
+    socketDirs.delete(this.#dir!);
     this.#dir = undefined;
   }
 }

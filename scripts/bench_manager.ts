@@ -1,0 +1,104 @@
+/**
+ * Manager benchmarks (issue 7), side by side with Python's in `npm run bench`:
+ * - mgr_append: one child makes `appends` calls of `await li.append(i)` on a `Manager().list()`
+ *   and times them itself (Python: `shared.append(i)` in a Process; research/anchors-bench.md §6).
+ * - mgr_dict: one child makes `pairs` × (`await d.set(k, i)`, `await d.get(k)`) on a
+ *   `Manager().dict()`; the unit is round trips per second (two per pair).
+ * The server runs under the same start method as the child. Each round starts a fresh
+ * manager and child; only the child's loop is timed.
+ *
+ *   node --import tsx scripts/bench_manager.ts [--rounds=3] [--warmup=1] [--appends=10000] [--pairs=5000]
+ *
+ * Output: `##RESULT {json}` lines (id, col, label, unit, better, median, min, max, n, round_values),
+ * as scripts/bench_queue.ts prints them.
+ */
+import process from "node:process";
+import { type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, type ValueProxy } from "../mod.ts";
+
+type Method = "worker" | "process";
+
+/** Child: appends `n` ints and stores the elapsed milliseconds in `out`. */
+export async function appendLoop(li: ListProxy<number>, n: number, out: ValueProxy<number>): Promise<void> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await li.append(i);
+  await out.set(performance.now() - t0);
+}
+
+/** Child: `n` set/get pairs on one key; stores the elapsed milliseconds in `out`. */
+export async function dictLoop(d: DictProxy<string, number>, n: number, out: ValueProxy<number>): Promise<void> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    await d.set("k", i);
+    await d.get("k");
+  }
+  await out.set(performance.now() - t0);
+}
+
+const EXT = /\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".ts";
+const self = fromModule<typeof import("./bench_manager.ts")>(new URL(`./bench_manager${EXT}`, import.meta.url));
+
+async function measure(method: Method, kind: "append" | "dict", n: number): Promise<number> {
+  const manager = new Manager({ context: method });
+  await manager.start();
+  try {
+    const out = await manager.Value("d", 0);
+    const target = kind === "append" ? self.appendLoop : self.dictLoop;
+    const obj = kind === "append" ? await manager.list<number>() : await manager.dict<string, number>();
+    const p = new Process({ target, args: [obj, n, out], context: method });
+    p.start();
+    await p.join(120_000);
+    if (p.exitCode !== 0) throw new Error(`the ${kind} child ended with ${p.exitCode}`);
+    const ms = await out.get();
+    if (kind === "append" && (await (obj as ListProxy).length()) !== n) throw new Error("appends were lost");
+    return ((kind === "append" ? n : 2 * n) / ms) * 1000;
+  } finally {
+    await manager.shutdown();
+  }
+}
+
+if (isMainModule(import.meta)) {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  const runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
+  const col = runtime === "node" && !process.execArgv.some((a) => a.includes("tsx")) ? "node-js" : runtime;
+  const opts = { rounds: 3, warmup: 1, appends: 10_000, pairs: 5_000 };
+  for (const arg of process.argv.slice(2)) {
+    const m = /^--(rounds|warmup|appends|pairs|reps)=(\d+)$/.exec(arg);
+    if (!m) {
+      console.error(`bench_manager: bad argument ${arg}`);
+      process.exit(2);
+    }
+    if (m[1] !== "reps") opts[m[1] as keyof typeof opts] = Number(m[2]);
+  }
+  const metrics = (["worker", "process"] as const).flatMap((method) => [
+    { id: `mgr_append.polyproc.${method}`, method, kind: "append" as const, n: opts.appends, label: `polyproc Manager().list(): ${opts.appends} × await append(i) from one child, "${method}"` },
+    { id: `mgr_dict.polyproc.${method}`, method, kind: "dict" as const, n: opts.pairs, label: `polyproc Manager().dict(): ${opts.pairs} × (set, get) from one child, "${method}"` },
+  ]);
+  const values = new Map(metrics.map((m) => [m.id, [] as number[]]));
+  for (let i = 0; i < opts.warmup; i++) for (const m of metrics) await measure(m.method, m.kind, Math.ceil(m.n / 10));
+  for (let round = 0; round < opts.rounds; round++) {
+    for (let k = 0; k < metrics.length; k++) {
+      const m = metrics[(k + round) % metrics.length];
+      values.get(m.id)!.push(await measure(m.method, m.kind, m.n));
+    }
+  }
+  const r4 = (x: number) => Number(x.toPrecision(4));
+  for (const m of metrics) {
+    const vs = values.get(m.id)!;
+    const sorted = [...vs].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    console.log("##RESULT " + JSON.stringify({
+      id: m.id,
+      runtime,
+      col,
+      label: m.label,
+      unit: m.kind === "append" ? "appends/s" : "round trips/s",
+      better: "higher",
+      median: r4(median),
+      min: r4(sorted[0]),
+      max: r4(sorted[sorted.length - 1]),
+      n: vs.length,
+      round_values: vs.map(r4),
+    }));
+    console.log(`  ${m.label}: ${median.toFixed(0)} /s (${sorted[0].toFixed(0)}–${sorted[sorted.length - 1].toFixed(0)})`);
+  }
+}
