@@ -17,6 +17,12 @@ const EXPECTED: Record<string, string> = {
   "07_pools.ts": "Pool.map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\nPool.apply_async: 144\nPool.imap: [0, 1, 4, 9, 16]\n" +
     "Pool.starmap: [32, 27]\nExecutor.map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n" +
     "as_completed (sorted): [(0, 0), (1, 1), (2, 4), (3, 9), (4, 16)]\n",
+  "12_manager_list.ts": "10\n[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+  "13_remote_queue.ts": "producer put: hello\nconsumer got: hello\nwrong key: AuthenticationError\n",
+  "09_shared_counter.ts": "counter = 4000\nexitcodes: [0,0,0,0]\n",
+  "10_event.ts": "event set? false\nworker 0 released\nworker 1 released\nworker 2 released\nexitcodes: [0,0,0]\n",
+  "11_barrier.ts": "step 0: steps seen [0], cells [0,1,2]\nstep 1: steps seen [1], cells [0,1,2]\n" +
+    "step 2: steps seen [2], cells [0,1,2]\nbroken? false; exitcodes: [0,0,0]\n",
 };
 
 
