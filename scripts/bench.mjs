@@ -95,6 +95,15 @@ const BENCHES = [
     args: () => [],
   },
   { name: "manager python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=manager"] },
+  // Issue 5: Lock acquire/release (uncontended, brokered, 2 workers contending) and Python's Value lock.
+  {
+    name: "sync",
+    runtimes: ["node", "node-js", "deno", "bun"],
+    file: "scripts/bench_sync.ts",
+    denoFlags: ["--allow-read", "--allow-write", "--allow-net", "--allow-run", "--allow-env"],
+    args: () => [],
+  },
+  { name: "sync python", runtimes: ["python"], file: "scripts/bench_python.py", args: () => ["--only=sync"] },
 ];
 
 // Table columns: a result's `col` (JS programs use the runtime's name).
@@ -144,6 +153,8 @@ const QUEUE_FAMILIES = {
   q_bytes: { short: "Queue 10 KiB items", title: "Queue throughput, 20,000 × 10 KiB Uint8Array (Py: bytes), one producer child → the parent", unit: "MiB/s", better: "higher" },
   pipe_rt: { short: "Pipe round trip", title: "Pipe round trip, parent → echo child → parent, small int, mean of 10,000 after warm-up", unit: "µs", better: "lower" },
   mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()" },
+  sync_lock: { short: "Lock acquire+release", title: "Lock: acquire, increment, release, uncontended, in one thread (\"process\": a brokered Lock, two round trips)", unit: "µs", better: "lower", py: "`with v.get_lock(): v.value += 1`", noRaw: true },
+  sync_contend: { short: "Lock, 2 contending", title: "Lock: 2 children each increment one Value under its lock", unit: "increments/s", better: "higher", py: "2 processes, Value lock", noRaw: true },
   mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()" },
 };
 const RAW_ANCHOR = {
@@ -157,6 +168,10 @@ const QUEUE_ROWS = [
   { family: "q_bytes", method: "process", target: { factor: 1, text: "≥ Python" } },
   { family: "pipe_rt", method: "worker", target: { factor: 1, text: "≤ Python" } },
   { family: "pipe_rt", method: "process", target: { factor: 1.5, text: "≤ 1.5× Python" } },
+  { family: "sync_lock", method: "worker", target: { factor: 1, text: "≤ Python" } },
+  // The brokered Lock's target is polyproc's own Pipe round trip on the same runtime (pipe_rt above).
+  { family: "sync_lock", method: "process", target: { vs: "pipe_rt.polyproc.process", factor: 1.5, text: "≤ 1.5× Pipe round trip" } },
+  { family: "sync_contend", method: "worker", target: { factor: 1, text: "≥ Python" } },
   { family: "mgr_append", method: "worker", target: { factor: 1, text: "≥ Python" } },
   { family: "mgr_append", method: "process", target: { factor: 1, text: "≥ Python" } },
   { family: "mgr_dict", method: "worker", target: { factor: 1, text: "≥ Python" } },
@@ -599,7 +614,7 @@ if (unitResults.length) {
     const pyRes = byId.get(`${family}.python|python`);
     const pyCell = pyRes ? qcell(pyRes, fam.unit) : pythonNote ? `— ${noteMark(`Python: ${pythonNote}`)}` : "—";
     const pyHead = pyRes?.label?.match(/\((\w+)\)$/)?.[1];
-    ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better; ${RAW_ANCHOR[method]}` +
+    ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better${fam.noRaw ? "" : `; ${RAW_ANCHOR[method]}`}` +
       `${pyHead ? `; Py: ${fam.py ?? (family === "pipe_rt" ? "mp.Pipe" : "mp.Queue")}, ${pyHead}` : ""}) | | | | | | |`);
     for (const c of jsCols) {
       const pp = byId.get(`${family}.polyproc.${method}|${c.col}`);
@@ -608,7 +623,9 @@ if (unitResults.length) {
       let mark = "";
       if (has(pp)) {
         let goal = null;
+        const vs = target.vs === undefined ? undefined : byId.get(`${target.vs}|${c.col}`);
         if (target.min !== undefined) goal = target.min;
+        else if (target.vs !== undefined) goal = has(vs) ? vs.median * target.factor : null;
         else if (has(pyRes)) goal = pyRes.median * target.factor;
         if (goal !== null) {
           const met = fam.better === "higher" ? pp.median >= goal : pp.median <= goal;
@@ -618,7 +635,7 @@ if (unitResults.length) {
             (target.min === undefined ? ` = ${rate(goal, fam.unit)} ${fam.unit}` : ""));
         } else {
           mark = " ?";
-          targetLines.push(`? ${c.head}: ${fam.short}, "${method}": no Python figure to compare with`);
+          targetLines.push(`? ${c.head}: ${fam.short}, "${method}": no ${target.vs ? target.vs : "Python"} figure to compare with`);
         }
       } else {
         targetLines.push(`— ${c.head}: ${fam.short}, "${method}": not measured` +

@@ -2,7 +2,7 @@
 scripts/bench_queue.ts (mp.Queue throughput, mp.Pipe round trip) and for scripts/bench_pool.ts
 (Pool(2): map, map chunksize=1, apply_async, CPU speedup).
 
-    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool,subprocess,manager]
+    python3 scripts/bench_python.py [--rounds=5] [--reps=4] [--warmup=2] [--gap=10] [--only=start,queue,pool,subprocess,manager,sync]
         [--queue-rounds=3] [--queue-warmup=1] [--small=200000] [--big=20000] [--size=10240]
         [--trips=10000] [--trip-warmup=1000]
         [--pool-rounds=3] [--pool-warmup=1] [--tasks=100000] [--apply-tasks=20000] [--pool-trips=2000]
@@ -196,6 +196,69 @@ def manager_dict(d, n, out):
         d["k"] = i
         d["k"]
     out.value = (time.perf_counter() - t0) * 1000
+
+
+def sync_contend(v, barrier, times, slot, n):
+    """bench_sync.ts's contend(): wait for the other child, then n increments of v under its lock."""
+    lock = v.get_lock()
+    barrier.wait(60)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        with lock:
+            v.value += 1
+    times[slot] = (time.perf_counter() - t0) * 1000
+
+
+def sync_metrics(opts):
+    """bench_sync.ts's anchors (col `python`): an uncontended `with v.get_lock(): v.value += 1` in this
+    process, µs per iteration; and 2 processes contending on one Value's lock, increments per second."""
+    ctx = mp.get_context()
+    method = ctx.get_start_method()
+
+    def uncontended(n):
+        v = ctx.Value("i", 0)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with v.get_lock():
+                v.value += 1
+        return (time.perf_counter() - t0) * 1e6 / n
+
+    def contended(n):
+        v = ctx.Value("i", 0)
+        barrier = ctx.Barrier(2)
+        times = ctx.Array("d", 2, lock=False)
+        ps = [ctx.Process(target=sync_contend, args=(v, barrier, times, slot, n)) for slot in (0, 1)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        if v.value != 2 * n:
+            raise RuntimeError("increments were lost")
+        return 2 * n / max(times) * 1000
+
+    metrics = [  # (id, label, unit, better, run, n)
+        ("sync_lock.python", f"{opts['sync-n']} x uncontended `with v.get_lock(): v.value += 1` ({method})",
+         "µs", "lower", uncontended, opts["sync-n"]),
+        ("sync_contend.python", f"2 processes x {opts['sync-contended']} increments of one Value under its lock ({method})",
+         "increments/s", "higher", contended, opts["sync-contended"]),
+    ]
+    for _ in range(opts["queue-warmup"]):
+        for m in metrics:
+            m[4](m[5] // 10)
+    values = [[] for _ in metrics]
+    for r in range(opts["queue-rounds"]):
+        for k in range(len(metrics)):
+            i = (k + r) % len(metrics)
+            values[i].append(metrics[i][4](metrics[i][5]))
+    r4 = lambda x: float(f"{x:.4g}")
+    for (mid, label, unit, better, _, _), vs in zip(metrics, values):
+        med = statistics.median(vs)
+        print("##RESULT " + json.dumps({
+            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": better,
+            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
+            "round_values": [r4(v) for v in vs],
+        }, ensure_ascii=False))
+        print(f"  {label:<70} {med:10.3f} {unit}  ({min(vs):.3f}–{max(vs):.3f})")
 
 
 def manager_metrics(opts):
@@ -404,7 +467,8 @@ def main():
     opts = {"rounds": 5, "reps": 4, "warmup": 2, "gap": 10, "queue-rounds": 3, "queue-warmup": 1,
             "small": 200_000, "big": 20_000, "size": 10_240, "trips": 10_000, "trip-warmup": 1_000,
             "pool-rounds": 3, "pool-warmup": 1, "tasks": 100_000, "apply-tasks": 20_000, "pool-trips": 2_000,
-            "pool-trip-warmup": 500, "cpu-tasks": 40, "cpu-ms": 10, "appends": 10_000, "pairs": 5_000}
+            "pool-trip-warmup": 500, "cpu-tasks": 40, "cpu-ms": 10, "appends": 10_000, "pairs": 5_000,
+            "sync-n": 200_000, "sync-contended": 100_000}
     only = {"start", "queue", "pool"}
     for arg in sys.argv[1:]:
         key, _, value = arg.lstrip("-").partition("=")
@@ -420,6 +484,8 @@ def main():
         subprocess_metrics(opts)
     if "manager" in only:
         manager_metrics(opts)
+    if "sync" in only:
+        sync_metrics(opts)
     if "pool" in only:
         pool_metrics(opts)
     if "queue" in only:
