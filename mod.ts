@@ -105,11 +105,15 @@ export {
  * ```
  */
 export {
+  AcquirerProxy,
   ArrayProxy,
   type AutoProxy,
+  BarrierProxy,
   BaseManager,
   BaseProxy,
+  ConditionProxy,
   DictProxy,
+  EventProxy,
   IteratorProxy,
   ListProxy,
   Manager,
@@ -117,6 +121,7 @@ export {
   type ManagerOptions,
   type ManagerServer,
   NamespaceProxy,
+  type ProxyAcquireOptions,
   type ProxyWaitOptions,
   QueueProxy,
   type RegisterOptions,

@@ -211,16 +211,64 @@ export class ArrayObject extends ListObject {
   }
 }
 
-interface Waiter {
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-/** Options a server queue receives; `signal` is the caller's connection (it aborts if the caller goes). */
+/** Options a server queue receives. */
 export interface ServerWaitOptions {
   block?: boolean;
   timeout?: number;
-  signal?: AbortSignal;
+}
+
+/** Who calls a server object's method: its connection, and a signal that aborts when that connection ends. */
+export interface CallContext {
+  caller: object;
+  signal: AbortSignal;
+}
+
+const nobody: CallContext = { caller: {}, signal: new AbortController().signal };
+let current: CallContext = nobody;
+
+/**
+ * Runs `fn` as a call from `ctx`. A method reads {@linkcode callContext} before its
+ * first await (it runs synchronously until then), so no argument carries it and a
+ * client cannot forge it.
+ */
+export function withCallContext<R>(ctx: CallContext, fn: () => R): R {
+  current = ctx;
+  try {
+    return fn();
+  } finally {
+    current = nobody;
+  }
+}
+
+/** The caller of the running method (read it before the method's first await). */
+export function callContext(): CallContext {
+  return current;
+}
+
+/**
+ * Waits in `list` until woken (true), the timeout (false) or the caller's signal
+ * (rejects): what every blocking server method is made of.
+ */
+export function park(list: (() => void)[], timeout: number | undefined, signal: AbortSignal): Promise<boolean> {
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
+    return Promise.reject(new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`));
+  }
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = (how: () => void) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      const i = list.indexOf(wake);
+      if (i >= 0) list.splice(i, 1);
+      how();
+    };
+    const wake = () => done(() => resolve(true));
+    const onAbort = () => done(() => reject(signal.reason));
+    if (timeout !== undefined) timer = setTimeout(() => done(() => resolve(false)), timeout);
+    signal.addEventListener("abort", onAbort, { once: true });
+    list.push(wake);
+  });
 }
 
 /**
@@ -230,8 +278,8 @@ export interface ServerWaitOptions {
  */
 export class QueueObject {
   items: unknown[] = [];
-  #getters: Waiter[] = [];
-  #putters: Waiter[] = [];
+  #getters: (() => void)[] = [];
+  #putters: (() => void)[] = [];
   #joiners: (() => void)[] = [];
   #unfinished = 0;
   constructor(readonly maxsize = 0) {
@@ -240,37 +288,30 @@ export class QueueObject {
   #full(): boolean {
     return this.maxsize > 0 && this.items.length >= this.maxsize;
   }
-  /** Waits on `list` until woken, the timeout, or the caller's signal; `error` is thrown at the timeout. */
-  #wait(list: Waiter[], options: ServerWaitOptions, error: () => Error): Promise<void> {
-    const { block = true, timeout, signal } = options ?? {};
-    if (!block || timeout === 0) return Promise.reject(error());
-    return new Promise((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        const i = list.indexOf(w);
-        if (i >= 0) list.splice(i, 1);
-      };
-      const w: Waiter = { resolve: () => (done(), resolve()), reject: (e) => (done(), reject(e)) };
-      const onAbort = () => w.reject(signal!.reason);
-      if (timeout !== undefined && timeout !== null) timer = setTimeout(() => w.reject(error()), timeout);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      list.push(w);
-    });
-  }
   async put(item: unknown, options: ServerWaitOptions = {}): Promise<void> {
-    while (this.#full()) await this.#wait(this.#putters, options, () => new QueueFullError("Queue is full"));
+    const { signal } = callContext();
+    const { block = true, timeout } = options ?? {};
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    while (this.#full()) {
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      if (!block || left === 0 || !(await park(this.#putters, left, signal))) throw new QueueFullError("Queue is full");
+    }
     this.items.push(item);
     this.#unfinished++;
-    this.#getters[0]?.resolve();
+    this.#getters[0]?.();
   }
   async get(options: ServerWaitOptions = {}): Promise<unknown> {
-    while (this.items.length === 0) await this.#wait(this.#getters, options, () => new QueueEmptyError("Queue is empty"));
+    const { signal } = callContext();
+    const { block = true, timeout } = options ?? {};
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    while (this.items.length === 0) {
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      if (!block || left === 0 || !(await park(this.#getters, left, signal))) throw new QueueEmptyError("Queue is empty");
+    }
     const item = this.items.shift();
-    this.#putters[0]?.resolve();
+    this.#putters[0]?.();
     // Another getter may find an item left (two puts woke one getter).
-    if (this.items.length > 0) this.#getters[0]?.resolve();
+    if (this.items.length > 0) this.#getters[0]?.();
     return item;
   }
   putNowait(item: unknown): Promise<void> {
@@ -297,9 +338,6 @@ export class QueueObject {
   }
 }
 
-/** Methods whose last argument is a wait-options object: the server adds the caller's signal to it. */
-export const SIGNALLED: ReadonlySet<string> = new Set(["put", "get"]);
-
 /** The built-in types: typeid → constructor and the methods a proxy may call. */
 export const BUILTINS: ReadonlyMap<string, { make: (...args: never[]) => object; exposed: string[] }> = new Map<
   string,
@@ -313,6 +351,11 @@ export const BUILTINS: ReadonlyMap<string, { make: (...args: never[]) => object;
   ["Queue", { make: (maxsize?: number) => new QueueObject(maxsize), exposed: methodsOf(QueueObject).filter((m) => m !== "taskDone" && m !== "join") }],
   ["JoinableQueue", { make: (maxsize?: number) => new QueueObject(maxsize), exposed: methodsOf(QueueObject) }],
 ]);
+
+/** Adds built-in types (the synchronization objects live in their own module). */
+export function addBuiltins(entries: [string, { make: (...args: never[]) => object; exposed: string[] }][]): void {
+  for (const [typeid, entry] of entries) (BUILTINS as Map<string, typeof entry>).set(typeid, entry);
+}
 
 /** The public method names of an object's class chain (Python exposes names not starting with "_"). */
 export function methodsOf(cls: { prototype: object } | object): string[] {

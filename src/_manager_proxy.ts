@@ -572,6 +572,112 @@ export class QueueProxy<T = unknown> extends BaseProxy {
   }
 }
 
+/** Options of a manager lock's `acquire()`. */
+export interface ProxyAcquireOptions {
+  /** Wait for the lock (default true); false answers at once. */
+  block?: boolean;
+  /** Milliseconds to wait at most; then `acquire()` resolves to false. */
+  timeout?: number;
+}
+
+/**
+ * A `Manager().Lock()`, `.RLock()`, `.Semaphore()` or `.BoundedSemaphore()`, held on
+ * the server. Ownership is per connection, that is per process (or worker) and
+ * manager, as Python's is per server thread: all async functions of one process share it.
+ */
+export class AcquirerProxy extends BaseProxy {
+  /** Resolves to true once acquired, false if not blocking or at the timeout. */
+  acquire(options: ProxyAcquireOptions = {}): Promise<boolean> {
+    return this.callMethod("acquire", [{ block: options.block, timeout: options.timeout }]) as Promise<boolean>;
+  }
+  /** RangeError when a Lock is not locked or a BoundedSemaphore is over-released; ProcessError for an RLock held elsewhere. */
+  release(): Promise<void> {
+    return this.callMethod("release") as Promise<void>;
+  }
+  locked(): Promise<boolean> {
+    return this.callMethod("locked") as Promise<boolean>;
+  }
+  /** Semaphores only: the current value. */
+  getValue(): Promise<number> {
+    return this.callMethod("getValue") as Promise<number>;
+  }
+  /** Runs `fn` holding the lock (Python's `with lock:`), releasing it however `fn` ends. */
+  async withLock<R>(fn: () => R | PromiseLike<R>): Promise<Awaited<R>> {
+    await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      await this.release();
+    }
+  }
+}
+
+/** A `Manager().Event()`. */
+export class EventProxy extends BaseProxy {
+  set(): Promise<void> {
+    return this.callMethod("set") as Promise<void>;
+  }
+  clear(): Promise<void> {
+    return this.callMethod("clear") as Promise<void>;
+  }
+  isSet(): Promise<boolean> {
+    return this.callMethod("isSet") as Promise<boolean>;
+  }
+  /** Resolves to true once set, or to the flag at the timeout (milliseconds). */
+  wait(timeout?: number): Promise<boolean> {
+    return this.callMethod("wait", timeout === undefined ? [] : [timeout]) as Promise<boolean>;
+  }
+}
+
+/** A `Manager().Condition()`, on its own RLock held by connection. */
+export class ConditionProxy extends AcquirerProxy {
+  /** Releases the lock, waits for a notify (or the timeout: false), and takes the lock back. */
+  wait(timeout?: number): Promise<boolean> {
+    return this.callMethod("wait", timeout === undefined ? [] : [timeout]) as Promise<boolean>;
+  }
+  /** Waits until `predicate()` is truthy (evaluated here, holding the lock); its last value. */
+  async waitFor<T>(predicate: () => T | PromiseLike<T>, timeout?: number): Promise<T> {
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    let result = await predicate();
+    while (!result) {
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      if (left !== undefined && left <= 0) break;
+      await this.wait(left);
+      result = await predicate();
+    }
+    return result;
+  }
+  notify(n = 1): Promise<void> {
+    return this.callMethod("notify", [n]) as Promise<void>;
+  }
+  notifyAll(): Promise<void> {
+    return this.callMethod("notifyAll") as Promise<void>;
+  }
+}
+
+/** A `Manager().Barrier(parties)`. */
+export class BarrierProxy extends BaseProxy {
+  /** Resolves to this party's index once all have arrived; BrokenBarrierError if broken or timed out. */
+  wait(timeout?: number): Promise<number> {
+    return this.callMethod("wait", timeout === undefined ? [] : [timeout]) as Promise<number>;
+  }
+  abort(): Promise<void> {
+    return this.callMethod("abort") as Promise<void>;
+  }
+  reset(): Promise<void> {
+    return this.callMethod("reset") as Promise<void>;
+  }
+  nWaiting(): Promise<number> {
+    return this.callMethod("nWaiting") as Promise<number>;
+  }
+  broken(): Promise<boolean> {
+    return this.callMethod("broken") as Promise<boolean>;
+  }
+  parties(): Promise<number> {
+    return this.callMethod("getParties") as Promise<number>;
+  }
+}
+
 /** An iterator that a registered type's method returned, left on the server and walked with `for await`. */
 export class IteratorProxy<T = unknown> extends BaseProxy implements AsyncIterable<T> {
   next(): Promise<IteratorResult<T>> {
@@ -616,6 +722,13 @@ const KINDS: Record<string, new (token: Token, authkey: Uint8Array, link: Link) 
   Queue: QueueProxy,
   JoinableQueue: QueueProxy,
   Iterator: IteratorProxy,
+  Lock: AcquirerProxy,
+  RLock: AcquirerProxy,
+  Semaphore: AcquirerProxy,
+  BoundedSemaphore: AcquirerProxy,
+  Event: EventProxy,
+  Condition: ConditionProxy,
+  Barrier: BarrierProxy,
 };
 
 /** The proxy kind for a token's typeid. */

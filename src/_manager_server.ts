@@ -12,7 +12,8 @@
  * @module
  */
 import { FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, encodeMessage } from "./_broker_wire.ts";
-import { BUILTINS, methodsOf, SIGNALLED } from "./_manager_objects.ts";
+import { BUILTINS, methodsOf, withCallContext } from "./_manager_objects.ts";
+import "./_manager_sync.ts";
 import {
   addressKey,
   decodeValue,
@@ -244,7 +245,7 @@ export class ManagerServer {
     switch (h.op) {
       case "call": {
         const [r, id, name, args] = [int(h.r), int(h.id), str(h.m), this.#args(m)];
-        return void this.#reply(conn, r, () => this.#call(conn, id, name, args), holder);
+        return void this.#reply(conn, r, () => this.#call(conn, holder, id, name, args), holder);
       }
       case "create": {
         const [r, typeid, args] = [int(h.r), str(h.t), this.#args(m)];
@@ -344,20 +345,14 @@ export class ManagerServer {
     return new NewObject({ obj, typeid, exposed: new Set(entry.exposed ?? methodsOf(obj)), refs: new Map(), lent: 0 });
   }
 
-  async #call(conn: Conn, id: number, method: string, args: unknown[]): Promise<unknown> {
+  async #call(conn: Conn, holder: Holder, id: number, method: string, args: unknown[]): Promise<unknown> {
     const held = this.#objects.get(id);
     if (held === undefined) throw new ProcessError(`The manager holds no object ${id} (it was freed)`);
     const fn = (held.obj as Record<string, unknown>)[method];
     if (!held.exposed.has(method) || typeof fn !== "function") {
       throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
     }
-    if (SIGNALLED.has(method) && (held.typeid === "Queue" || held.typeid === "JoinableQueue")) {
-      const last = args.length - 1;
-      const options = typeof args[last] === "object" && args[last] !== null ? args[last] as object : undefined;
-      if (options === undefined) args.push({ signal: conn.abort.signal });
-      else args[last] = { ...options, signal: conn.abort.signal };
-    }
-    const result = await fn.apply(held.obj, args);
+    const result = await withCallContext({ caller: holder, signal: conn.abort.signal }, () => fn.apply(held.obj, args));
     if (isIterator(result) && !BUILTINS.has(held.typeid)) {
       return new NewObject({ obj: new IteratorObject(result), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
     }

@@ -6,10 +6,14 @@
  */
 import { asyncDispose } from "./_dispose.ts";
 import {
+  AcquirerProxy,
   ArrayProxy,
+  BarrierProxy,
   BaseProxy,
+  ConditionProxy,
   closeLink,
   DictProxy,
+  EventProxy,
   linkFor,
   type Link,
   ListProxy,
@@ -30,13 +34,18 @@ import type { NetAddress } from "./runtime/types.ts";
 import { fromModule, type TargetLike, toSpec } from "./target.ts";
 
 export {
+  AcquirerProxy,
   ArrayProxy,
   type AutoProxy,
+  BarrierProxy,
   BaseProxy,
+  ConditionProxy,
   DictProxy,
+  EventProxy,
   IteratorProxy,
   ListProxy,
   NamespaceProxy,
+  type ProxyAcquireOptions,
   type ProxyWaitOptions,
   QueueProxy,
   ValueProxy,
@@ -372,5 +381,30 @@ export class Manager extends BaseManager {
   /** A queue with `taskDone()` and `join()`. */
   JoinableQueue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
     return this.create("JoinableQueue", maxsize) as Promise<QueueProxy<T>>;
+  }
+  /** A lock on the server; not owner-checked (any connection may release it), as Python's. */
+  Lock(): Promise<AcquirerProxy> {
+    return this.create("Lock") as Promise<AcquirerProxy>;
+  }
+  /** A reentrant lock on the server, held by one connection (one process or worker) at a time. */
+  RLock(): Promise<AcquirerProxy> {
+    return this.create("RLock") as Promise<AcquirerProxy>;
+  }
+  Semaphore(value = 1): Promise<AcquirerProxy> {
+    return this.create("Semaphore", value) as Promise<AcquirerProxy>;
+  }
+  BoundedSemaphore(value = 1): Promise<AcquirerProxy> {
+    return this.create("BoundedSemaphore", value) as Promise<AcquirerProxy>;
+  }
+  Event(): Promise<EventProxy> {
+    return this.create("Event") as Promise<EventProxy>;
+  }
+  /** A condition on its own RLock (Python's `Condition()`; passing a lock is not supported). */
+  Condition(): Promise<ConditionProxy> {
+    return this.create("Condition") as Promise<ConditionProxy>;
+  }
+  /** A barrier for `parties` waits; `timeout` (ms) is the default of `wait()`. No `action` (it would run on the server). */
+  Barrier(parties: number, options: { timeout?: number } = {}): Promise<BarrierProxy> {
+    return this.create("Barrier", parties, ...(options.timeout === undefined ? [] : [options.timeout])) as Promise<BarrierProxy>;
   }
 }

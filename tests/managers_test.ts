@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   BaseManager,
+  BrokenBarrierError,
   type BaseProxy,
   type DictProxy,
   type ListProxy,
@@ -230,6 +231,76 @@ for (const method of METHODS) {
       await (await li.get(0)).put(6);
     }, [li]);
     assert.equal(await q.get({ timeout: 10_000 }), 6);
+  });
+
+  test(`[${method}] Event, Lock, RLock, Semaphore used from a child (TestSyncManagerTypes)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const e = await manager.Event();
+    await e.set();
+    await inChild(method, t.clearEvent, [e]);
+    assert.equal(await e.isSet(), false);
+    assert.equal(await e.wait(10), false);
+    // A Lock the child acquired is released by the parent; a second release is RangeError.
+    const lock = await manager.Lock();
+    await inChild(method, t.acquireLock, [lock]);
+    assert.equal(await lock.locked(), true);
+    assert.equal(await lock.acquire({ block: false }), false);
+    await lock.release();
+    await assert.rejects(lock.release(), RangeError);
+    // An RLock is held per connection: the child neither gets nor releases the parent's.
+    const rlock = await manager.RLock();
+    assert.equal(await rlock.acquire(), true);
+    assert.equal(await rlock.acquire(), true);
+    const out = await manager.list();
+    await inChild(method, t.tryRLock, [rlock, out]);
+    assert.deepEqual(await out.toArray(), [false, "ProcessError"]);
+    await rlock.release();
+    await rlock.release();
+    await assert.rejects(rlock.release(), ProcessError);
+    const sem = await manager.BoundedSemaphore(2);
+    assert.equal(await sem.acquire(), true);
+    assert.equal(await sem.getValue(), 1);
+    await sem.release();
+    await assert.rejects(sem.release(), RangeError);
+    const plain = await manager.Semaphore(0);
+    assert.equal(await plain.acquire({ timeout: 10 }), false);
+    await plain.release();
+    assert.equal(await plain.acquire({ timeout: 10 }), true);
+  });
+
+  test(`[${method}] Condition: a child waits for a predicate, the parent notifies; Barrier between parent and child`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const cond = await manager.Condition();
+    const ns = await manager.Namespace({ state: "wait" });
+    const p = new Process({ target: t.waitForGo, args: [cond, ns], context: method });
+    p.start();
+    await assert.rejects(cond.notify(), ProcessError, "notify without the lock");
+    await cond.withLock(async () => {
+      await ns.set("state", "go");
+      await cond.notifyAll();
+    });
+    await p.join(30_000);
+    assert.equal(p.exitCode, 0);
+    assert.equal(await ns.get("seen"), true);
+    assert.equal(await cond.acquire(), true);
+    assert.equal(await cond.wait(10), false, "a wait times out without a notify");
+    await cond.release();
+
+    const barrier = await manager.Barrier(2);
+    const out = await manager.list<number>();
+    const q = new Process({ target: t.barrierWait, args: [barrier, out], context: method });
+    q.start();
+    const mine = await barrier.wait(20_000);
+    await q.join(30_000);
+    assert.equal(q.exitCode, 0);
+    assert.deepEqual([mine, ...(await out.toArray())].sort(), [0, 1]);
+    assert.equal(await barrier.parties(), 2);
+    await assert.rejects(barrier.wait(10), BrokenBarrierError);
+    assert.equal(await barrier.broken(), true);
+    await barrier.reset();
+    assert.equal(await barrier.broken(), false);
   });
 
   test(`[${method}] objects are freed when no proxy holds them`, T, async () => {

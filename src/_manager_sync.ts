@@ -1,0 +1,231 @@
+/**
+ * Locks, semaphores, events, conditions and barriers held by a manager's server
+ * (Python's SyncManager keeps threading objects there). Ownership is per client
+ * connection, as Python's is per server thread, which serves one connection: an
+ * RLock held through one connection is not held by another. A blocked call whose
+ * client disconnects is withdrawn.
+ *
+ * @module
+ */
+import { addBuiltins, callContext, methodsOf, park } from "./_manager_objects.ts";
+import { BrokenBarrierError, ProcessError } from "./errors.ts";
+
+export interface AcquireArgs {
+  block?: boolean;
+  timeout?: number;
+}
+
+function remaining(deadline: number | undefined): number | undefined {
+  return deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+}
+
+function deadlineOf(timeout: unknown): number | undefined {
+  if (timeout === undefined || timeout === null) return undefined;
+  if (typeof timeout !== "number" || !(timeout >= 0)) {
+    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+  }
+  return Date.now() + timeout;
+}
+
+/** Semaphore, BoundedSemaphore and Lock (a bounded semaphore of 1, not owner-checked, as Python's). */
+export class SemaphoreObject {
+  #waiters: (() => void)[] = [];
+  constructor(public value = 1, readonly bound?: number, readonly kind = "Semaphore") {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`${kind} value must be an integer >= 0, got ${value}`);
+  }
+  async acquire(options: AcquireArgs = {}): Promise<boolean> {
+    const { signal } = callContext();
+    const { block = true } = options ?? {};
+    const deadline = deadlineOf(options?.timeout);
+    while (this.value === 0) {
+      const left = remaining(deadline);
+      if (!block || left === 0 || !(await park(this.#waiters, left, signal))) return false;
+    }
+    this.value--;
+    return true;
+  }
+  release(): void {
+    if (this.bound !== undefined && this.value >= this.bound) {
+      throw new RangeError(this.kind === "Lock" ? "Cannot release an unlocked Lock" : `${this.kind} released too many times`);
+    }
+    this.value++;
+    this.#waiters[0]?.();
+  }
+  locked(): boolean {
+    return this.value === 0;
+  }
+  getValue(): number {
+    return this.value;
+  }
+}
+
+/** RLock: held by one connection, any number of times. */
+export class RLockObject {
+  owner: object | undefined;
+  count = 0;
+  #waiters: (() => void)[] = [];
+  async acquire(options: AcquireArgs = {}): Promise<boolean> {
+    const { caller, signal } = callContext();
+    return this.acquireFor(caller, signal, options?.block ?? true, deadlineOf(options?.timeout));
+  }
+  async acquireFor(caller: object, signal: AbortSignal, block: boolean, deadline?: number, count = 1): Promise<boolean> {
+    if (this.owner === caller) {
+      this.count += count;
+      return true;
+    }
+    while (this.owner !== undefined) {
+      const left = remaining(deadline);
+      if (!block || left === 0 || !(await park(this.#waiters, left, signal))) return false;
+    }
+    this.owner = caller;
+    this.count = count;
+    return true;
+  }
+  release(): void {
+    this.releaseFor(callContext().caller, false);
+  }
+  /** Releases once, or fully (`all`); returns how many times the caller held it. */
+  releaseFor(caller: object, all: boolean): number {
+    if (this.owner !== caller) throw new ProcessError("Cannot release an RLock: it is not held by this connection");
+    const held = this.count;
+    this.count = all ? 0 : this.count - 1;
+    if (this.count === 0) {
+      this.owner = undefined;
+      this.#waiters[0]?.();
+    }
+    return held;
+  }
+  locked(): boolean {
+    return this.owner !== undefined;
+  }
+}
+
+export class EventObject {
+  flag = false;
+  #waiters: (() => void)[] = [];
+  set(): void {
+    this.flag = true;
+    for (const wake of [...this.#waiters]) wake();
+  }
+  clear(): void {
+    this.flag = false;
+  }
+  isSet(): boolean {
+    return this.flag;
+  }
+  async wait(timeout?: number): Promise<boolean> {
+    const { signal } = callContext();
+    const deadline = deadlineOf(timeout);
+    while (!this.flag) if (!(await park(this.#waiters, remaining(deadline), signal))) return this.flag;
+    return true;
+  }
+}
+
+/** Condition on its own RLock (Python's manager Condition() without a lock argument). */
+export class ConditionObject {
+  lock = new RLockObject();
+  #waiters: (() => void)[] = [];
+  acquire(options: AcquireArgs = {}): Promise<boolean> {
+    return this.lock.acquire(options);
+  }
+  release(): void {
+    this.lock.release();
+  }
+  async wait(timeout?: number): Promise<boolean> {
+    const { caller, signal } = callContext();
+    const deadline = deadlineOf(timeout);
+    if (this.lock.owner !== caller) throw new ProcessError("Cannot wait on a Condition: its lock is not held by this connection");
+    const held = this.lock.releaseFor(caller, true);
+    let woken: boolean;
+    try {
+      woken = await park(this.#waiters, remaining(deadline), signal);
+    } finally {
+      // Python reacquires whatever happened; a caller that is gone gets it too, and gives it up at once.
+      await this.lock.acquireFor(caller, new AbortController().signal, true, undefined, held);
+      if (signal.aborted) this.lock.releaseFor(caller, true);
+    }
+    return woken;
+  }
+  notify(n = 1): void {
+    if (this.lock.owner !== callContext().caller) throw new ProcessError("Cannot notify a Condition: its lock is not held by this connection");
+    for (const wake of this.#waiters.slice(0, n)) wake();
+  }
+  notifyAll(): void {
+    this.notify(this.#waiters.length);
+  }
+}
+
+/** Barrier: `parties` waits release each other; a timeout or abort() breaks it for everyone. */
+export class BarrierObject {
+  #count = 0;
+  #generation = 0;
+  #broken = false;
+  /** The generation a break happened in: its waiters fail, later ones do not. */
+  #brokenGeneration = -1;
+  #waiters: (() => void)[] = [];
+  constructor(readonly parties: number, readonly timeout?: number) {
+    if (!Number.isInteger(parties) || parties < 1) throw new RangeError(`parties must be an integer >= 1, got ${parties}`);
+  }
+  async wait(timeout: number | undefined = this.timeout): Promise<number> {
+    const { signal } = callContext();
+    const deadline = deadlineOf(timeout);
+    if (this.#broken) throw new BrokenBarrierError("Barrier is broken");
+    const index = this.#count++;
+    const generation = this.#generation;
+    if (this.#count === this.parties) {
+      this.#count = 0;
+      this.#generation++;
+      for (const wake of [...this.#waiters]) wake();
+      return index;
+    }
+    while (generation === this.#generation && !this.#broken) {
+      let woken: boolean;
+      try {
+        woken = await park(this.#waiters, remaining(deadline), signal);
+      } catch (err) {
+        this.abort();
+        throw err;
+      }
+      if (!woken && generation === this.#generation) {
+        this.abort();
+        break;
+      }
+    }
+    if (this.#brokenGeneration === generation) throw new BrokenBarrierError("Barrier is broken");
+    return index;
+  }
+  abort(): void {
+    this.#broken = true;
+    this.#brokenGeneration = this.#generation;
+    this.#count = 0;
+    for (const wake of [...this.#waiters]) wake();
+  }
+  reset(): void {
+    if (this.#count > 0) this.abort();
+    this.#broken = false;
+    this.#count = 0;
+    this.#generation++;
+  }
+  nWaiting(): number {
+    return this.#count;
+  }
+  broken(): boolean {
+    return this.#broken;
+  }
+  getParties(): number {
+    return this.parties;
+  }
+}
+
+addBuiltins([
+  ["Lock", { make: () => new SemaphoreObject(1, 1, "Lock"), exposed: ["acquire", "release", "locked"] }],
+  ["RLock", { make: () => new RLockObject(), exposed: ["acquire", "release", "locked"] }],
+  ["Semaphore", { make: (value = 1) => new SemaphoreObject(value), exposed: ["acquire", "release", "locked", "getValue"] }],
+  [
+    "BoundedSemaphore",
+    { make: (value = 1) => new SemaphoreObject(value, value, "BoundedSemaphore"), exposed: ["acquire", "release", "locked", "getValue"] },
+  ],
+  ["Event", { make: () => new EventObject(), exposed: methodsOf(EventObject) }],
+  ["Condition", { make: () => new ConditionObject(), exposed: methodsOf(ConditionObject) }],
+  ["Barrier", { make: (parties: number, timeout?: number) => new BarrierObject(parties, timeout), exposed: methodsOf(BarrierObject) }],
+]);
