@@ -6,6 +6,7 @@
  */
 import { checkStartMethod, getAllStartMethods, getStartMethod, setStartMethod, type StartMethod } from "./_start_method.ts";
 import { ProcessPoolExecutor, type ExecutorOptions } from "./futures.ts";
+import { Manager, type ManagerOptions } from "./managers.ts";
 import { Pool, type PoolOptions } from "./pool.ts";
 import { Process, type ProcessOptions } from "./process.ts";
 import {
@@ -80,6 +81,8 @@ export interface Context {
     sizeOrInit: number | Iterable<ElementOf<C>>,
     options?: SyncOptions,
   ) => RawArray<C>;
+  /** {@linkcode Manager} whose server is started with this context's method (Python's `ctx.Manager()`). */
+  readonly Manager: new (options?: ManagerOptions) => Manager;
 }
 
 const contexts = new Map<StartMethod, Context>();
@@ -160,6 +163,11 @@ function makeContext(method: StartMethod): Context {
     RawArray: class<C extends Typecode> extends RawArray<C> {
       constructor(typecode: C, sizeOrInit: number | Iterable<ElementOf<C>>, options?: SyncOptions) {
         super(typecode, sizeOrInit, bind(options));
+      }
+    },
+    Manager: class extends Manager {
+      constructor(options?: ManagerOptions) {
+        super({ ...options, context: options?.context ?? method });
       }
     },
   });

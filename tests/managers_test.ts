@@ -7,10 +7,13 @@ import {
   BrokenBarrierError,
   type BaseProxy,
   type DictProxy,
+  getContext,
   type ListProxy,
   Manager,
+  Pool,
   Process,
   ProcessError,
+  Queue,
   type QueueProxy,
   QueueEmptyError,
   QueueFullError,
@@ -35,6 +38,15 @@ test("Manager() rejects bad options", () => {
   assert.throws(() => new Manager({ authkey: 5 as never }), TypeError);
   assert.throws(() => new Manager({ address: { host: "127.0.0.1", port: 70000 } }), RangeError);
   assert.throws(() => BaseManager.register(""), TypeError);
+});
+
+test("getContext(m).Manager starts its server with that method", T, async () => {
+  for (const method of METHODS) {
+    await using manager = new (getContext(method).Manager)();
+    await manager.start();
+    const li = await manager.list([method]);
+    assert.deepEqual(await li.toArray(), [method]);
+  }
 });
 
 test("a proxy factory before start() throws ProcessError", T, async () => {
@@ -301,6 +313,44 @@ for (const method of METHODS) {
     assert.equal(await barrier.broken(), true);
     await barrier.reset();
     assert.equal(await barrier.broken(), false);
+  });
+
+  test(`[${method}] proxies travel through a Queue and as Pool task arguments; a Pool initializer uses a Namespace`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const li = await manager.list<string>();
+    const q = new Queue<ListProxy<string>>(0, opts);
+    const p = new Process({ target: t.appendFromQueue, args: [q], context: method });
+    p.start();
+    await q.put(li);
+    await p.join(30_000);
+    assert.equal(p.exitCode, 0);
+    assert.deepEqual(await li.toArray(), ["via queue"]);
+    const ns = await manager.Namespace();
+    const lock = await manager.Lock();
+    const nums = await manager.list<number>();
+    const pool = new Pool({ processes: 2, initializer: t.countInit, initargs: [ns, lock], context: method });
+    try {
+      const inits = await pool.starmap(t.poolAppend, [1, 2, 3, 4].map((x) => [nums, x] as [ListProxy<number>, number]));
+      assert.ok(inits.every((n) => n >= 1), `every task ran after an initializer: ${inits}`);
+    } finally {
+      pool.terminate();
+      await pool.join();
+    }
+    assert.equal(await ns.get("inits"), 2);
+    assert.deepEqual((await nums.toArray()).sort(), [1, 2, 3, 4]);
+  });
+
+  test(`[${method}] a list's async iterator sees a change made after it started (test_list_iter)`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const a = await manager.list([0, 1, 2]);
+    const seen: number[] = [];
+    for await (const x of a) {
+      if (seen.length === 0) await a.set(1, 100);
+      seen.push(x);
+    }
+    assert.deepEqual(seen, [0, 100, 2]);
   });
 
   test(`[${method}] objects are freed when no proxy holds them`, T, async () => {
