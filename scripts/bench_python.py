@@ -172,8 +172,13 @@ def queue_metrics(opts):
             values[i].append(metrics[i][4]())
     print(f"\nCPython {sys.version.split()[0]} queue/pipe ({method}): {opts['queue-rounds']} rounds after "
           f"{opts['queue-warmup']} warm-up, {time.perf_counter() - wall:.1f} s")
+    print_rates([m[:4] for m in metrics], values)
+
+
+def print_rates(metrics, values):
+    """One ##RESULT line (and a readable one) per (id, label, unit, better) and its round values."""
     r4 = lambda x: float(f"{x:.4g}")
-    for (mid, label, unit, better, _), vs in zip(metrics, values):
+    for (mid, label, unit, better), vs in zip(metrics, values):
         med = statistics.median(vs)
         print("##RESULT " + json.dumps({
             "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": better,
@@ -290,15 +295,7 @@ def manager_metrics(opts):
         for k in range(len(metrics)):
             i = (k + r) % len(metrics)
             values[i].append(run(metrics[i][3], metrics[i][4]))
-    r4 = lambda x: float(f"{x:.4g}")
-    for (mid, label, unit, _, _), vs in zip(metrics, values):
-        med = statistics.median(vs)
-        print("##RESULT " + json.dumps({
-            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": "higher",
-            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
-            "round_values": [r4(v) for v in vs],
-        }, ensure_ascii=False))
-        print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
+    print_rates([(mid, label, unit, "higher") for mid, label, unit, _, _ in metrics], values)
 
 
 def pool_metrics(opts):

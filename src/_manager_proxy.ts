@@ -354,26 +354,13 @@ export interface ProxyWaitOptions {
   timeout?: number;
 }
 
-/**
- * A `Manager().list()` (Python's ListProxy). Negative indices count from the end;
- * `for await` walks it index by index, so it sees changes made meanwhile (as Python's does).
- */
-export class ListProxy<T = unknown> extends BaseProxy implements AsyncIterable<T> {
-  append(x: T): Promise<void> {
-    return this.callMethod("append", [x]) as Promise<void>;
-  }
-  extend(xs: Iterable<T>): Promise<void> {
-    return this.callMethod("extend", [[...xs]]) as Promise<void>;
-  }
+/** A `Manager().Array(typecode, init)`: a fixed-length list (and what a list proxy can do besides growing). */
+export class ArrayProxy<T = number> extends BaseProxy {
   get(i: number): Promise<T> {
     return this.callMethod("get", [i]) as Promise<T>;
   }
   set(i: number, v: T): Promise<void> {
     return this.callMethod("set", [i, v]) as Promise<void>;
-  }
-  /** Removes the item at `i` (Python's `del l[i]`). */
-  delete(i: number): Promise<void> {
-    return this.callMethod("delete", [i]) as Promise<void>;
   }
   length(): Promise<number> {
     return this.callMethod("length") as Promise<number>;
@@ -385,6 +372,23 @@ export class ListProxy<T = unknown> extends BaseProxy implements AsyncIterable<T
   /** A copy of `l[start:end]`. */
   slice(start?: number, end?: number): Promise<T[]> {
     return this.callMethod("slice", [start, end]) as Promise<T[]>;
+  }
+}
+
+/**
+ * A `Manager().list()` (Python's ListProxy). Negative indices count from the end;
+ * `for await` walks it index by index, so it sees changes made meanwhile (as Python's does).
+ */
+export class ListProxy<T = unknown> extends ArrayProxy<T> implements AsyncIterable<T> {
+  append(x: T): Promise<void> {
+    return this.callMethod("append", [x]) as Promise<void>;
+  }
+  extend(xs: Iterable<T>): Promise<void> {
+    return this.callMethod("extend", [[...xs]]) as Promise<void>;
+  }
+  /** Removes the item at `i` (Python's `del l[i]`). */
+  delete(i: number): Promise<void> {
+    return this.callMethod("delete", [i]) as Promise<void>;
   }
   pop(i?: number): Promise<T> {
     return this.callMethod("pop", i === undefined ? [] : [i]) as Promise<T>;
@@ -502,25 +506,6 @@ export class ValueProxy<T = unknown> extends BaseProxy {
   }
   set(v: T): Promise<void> {
     return this.callMethod("set", [v]) as Promise<void>;
-  }
-}
-
-/** A `Manager().Array(typecode, init)`: a fixed-length list. */
-export class ArrayProxy<T = number> extends BaseProxy {
-  get(i: number): Promise<T> {
-    return this.callMethod("get", [i]) as Promise<T>;
-  }
-  set(i: number, v: T): Promise<void> {
-    return this.callMethod("set", [i, v]) as Promise<void>;
-  }
-  length(): Promise<number> {
-    return this.callMethod("length") as Promise<number>;
-  }
-  toArray(): Promise<T[]> {
-    return this.callMethod("toArray") as Promise<T[]>;
-  }
-  slice(start?: number, end?: number): Promise<T[]> {
-    return this.callMethod("slice", [start, end]) as Promise<T[]>;
   }
 }
 

@@ -72,6 +72,16 @@ async function localServer(helloTimeout = 10_000): Promise<{ server: ManagerServ
   return { server, port: (server.address as { port: number }).port };
 }
 
+/** Runs `fn` with a server in this process on TCP port 0, and shuts the server down after. */
+async function withLocalServer(fn: (port: number) => Promise<void>, helloTimeout?: number): Promise<void> {
+  const { server, port } = await localServer(helloTimeout);
+  try {
+    await fn(port);
+  } finally {
+    server.shutdown();
+  }
+}
+
 /** The server still serves: a new client makes a list, appends, and reads it back. */
 async function stillServes(port: number): Promise<void> {
   const c = await rawClient(port);
@@ -119,18 +129,15 @@ test("a wrong authkey is AuthenticationError, and the server keeps serving the r
 });
 
 test("a request sent instead of the handshake's answer is dropped before it is read", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const s = await rawSocket(port);
-    const gone = closed(s, "a create without the handshake");
-    s.write(encodeMessage({ op: "create", t: "list", r: 1, a: [] }));
-    await gone;
-    const c = await rawClient(port);
-    assert.equal((await c.request({ op: "count" })).header.v, 0, "no object was made");
-    c.socket.destroy();
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const s = await rawSocket(port);
+  const gone = closed(s, "a create without the handshake");
+  s.write(encodeMessage({ op: "create", t: "list", r: 1, a: [] }));
+  await gone;
+  const c = await rawClient(port);
+  assert.equal((await c.request({ op: "count" })).header.v, 0, "no object was made");
+  c.socket.destroy();
+  });
 });
 
 test("the client refuses a server that does not hold its key (the check goes both ways)", T, async () => {
@@ -175,142 +182,118 @@ test("serve() in this process; a child connects and uses it", T, async () => {
 // --- hardening ---
 
 test("garbage bytes before the handshake drop that client only", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const s = await rawSocket(port);
-    const gone = closed(s, "garbage");
-    s.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    await gone;
-    await stillServes(port);
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const s = await rawSocket(port);
+  const gone = closed(s, "garbage");
+  s.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  await gone;
+  await stillServes(port);
+  });
 });
 
 test("garbage after the handshake (a frame that is not a message) drops that client only", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const c = await rawClient(port);
-    const gone = closed(c.socket, "garbage after auth");
-    c.socket.write(rawFrame(new Uint8Array(64).fill(0xff)));
-    await gone;
-    // Well-formed frames whose header is not a request also drop the client.
-    const d = await rawClient(port);
-    const goneToo = closed(d.socket, "an unknown op");
-    d.socket.write(encodeMessage({ op: "format-disk", r: 1 }));
-    await goneToo;
-    const e = await rawClient(port);
-    const goneThree = closed(e.socket, "args that are not an array");
-    e.socket.write(encodeMessage({ op: "call", r: 1, id: 1, m: "x", a: "nope" }));
-    await goneThree;
-    await stillServes(port);
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const c = await rawClient(port);
+  const gone = closed(c.socket, "garbage after auth");
+  c.socket.write(rawFrame(new Uint8Array(64).fill(0xff)));
+  await gone;
+  // Well-formed frames whose header is not a request also drop the client.
+  const d = await rawClient(port);
+  const goneToo = closed(d.socket, "an unknown op");
+  d.socket.write(encodeMessage({ op: "format-disk", r: 1 }));
+  await goneToo;
+  const e = await rawClient(port);
+  const goneThree = closed(e.socket, "args that are not an array");
+  e.socket.write(encodeMessage({ op: "call", r: 1, id: 1, m: "x", a: "nope" }));
+  await goneThree;
+  await stillServes(port);
+  });
 });
 
 test("a frame announcing a huge length is refused without allocating it, before and after the handshake", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const s = await rawSocket(port);
-    const gone = closed(s, "a huge hello frame");
-    s.write(Uint8Array.of(0xff, 0xff, 0xff, 0xf0));
-    await gone;
-    const c = await rawClient(port);
-    const goneToo = closed(c.socket, "a huge message frame");
-    c.socket.write(Uint8Array.of(0xff, 0xff, 0xff, 0xf0, 1, 2, 3));
-    await goneToo;
-    await stillServes(port);
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const s = await rawSocket(port);
+  const gone = closed(s, "a huge hello frame");
+  s.write(Uint8Array.of(0xff, 0xff, 0xff, 0xf0));
+  await gone;
+  const c = await rawClient(port);
+  const goneToo = closed(c.socket, "a huge message frame");
+  c.socket.write(Uint8Array.of(0xff, 0xff, 0xff, 0xf0, 1, 2, 3));
+  await goneToo;
+  await stillServes(port);
+  });
 });
 
 test("a truncated frame, then a hang-up, leaves the server serving", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const c = await rawClient(port);
-    const frame = encodeMessage({ op: "create", t: "list", r: 1, a: [] });
-    c.socket.write(frame.subarray(0, frame.length - 3));
-    // The server waits for the rest (it was announced) and serves others meanwhile.
-    await stillServes(port);
-    c.socket.destroy();
-    await stillServes(port);
-    const before = await rawClient(port);
-    assert.equal((await before.request({ op: "count" })).header.v, 0, "the truncated create made nothing");
-    before.socket.destroy();
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const c = await rawClient(port);
+  const frame = encodeMessage({ op: "create", t: "list", r: 1, a: [] });
+  c.socket.write(frame.subarray(0, frame.length - 3));
+  // The server waits for the rest (it was announced) and serves others meanwhile.
+  await stillServes(port);
+  c.socket.destroy();
+  await stillServes(port);
+  const before = await rawClient(port);
+  assert.equal((await before.request({ op: "count" })).header.v, 0, "the truncated create made nothing");
+  before.socket.destroy();
+  });
 });
 
 test("a client that connects and says nothing is dropped after the handshake timeout; others are served meanwhile", T, async () => {
-  const { server, port } = await localServer(300);
-  try {
-    const silent = await rawSocket(port);
-    const gone = closed(silent, "a silent client");
-    await stillServes(port);
-    await gone;
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const silent = await rawSocket(port);
+  const gone = closed(silent, "a silent client");
+  await stillServes(port);
+  await gone;
+  }, 300);
 });
 
 test("a client that disconnects during a blocked get() takes no item", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const a = await rawClient(port);
-    const id = (await a.request({ op: "create", t: "Queue", a: [0] })).header.id as number;
-    // Lend the queue so it outlives its maker's connection (as a copy on its way would).
-    a.socket.write(encodeMessage({ op: "lend", id }));
-    const get = a.request({ op: "call", id, m: "get", a: [] });
-    // Served in order: once this reply is here, the get above waits on the server.
-    await a.request({ op: "ping" });
-    a.socket.destroy();
-    await assert.rejects(get, /the connection closed/);
-    const b = await rawClient(port);
-    b.socket.write(encodeMessage({ op: "adopt", id }));
-    await b.request({ op: "call", id, m: "put", a: ["item"] });
-    const got = await b.request({ op: "call", id, m: "get", a: [{ timeout: 10_000 }] });
-    assert.equal(got.header.v, "item", "the vanished client's get did not take the item");
-    b.socket.destroy();
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const a = await rawClient(port);
+  const id = (await a.request({ op: "create", t: "Queue", a: [0] })).header.id as number;
+  // Lend the queue so it outlives its maker's connection (as a copy on its way would).
+  a.socket.write(encodeMessage({ op: "lend", id }));
+  const get = a.request({ op: "call", id, m: "get", a: [] });
+  // Served in order: once this reply is here, the get above waits on the server.
+  await a.request({ op: "ping" });
+  a.socket.destroy();
+  await assert.rejects(get, /the connection closed/);
+  const b = await rawClient(port);
+  b.socket.write(encodeMessage({ op: "adopt", id }));
+  await b.request({ op: "call", id, m: "put", a: ["item"] });
+  const got = await b.request({ op: "call", id, m: "get", a: [{ timeout: 10_000 }] });
+  assert.equal(got.header.v, "item", "the vanished client's get did not take the item");
+  b.socket.destroy();
+  });
 });
 
 test("100 concurrent clients are all served", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const maker = await rawClient(port);
-    const id = (await maker.request({ op: "create", t: "list", a: [] })).header.id as number;
-    const clients = await Promise.all(Array.from({ length: 100 }, () => rawClient(port)));
-    await Promise.all(clients.map((c, i) => c.request({ op: "call", id, m: "append", a: [i] })));
-    const all = await maker.request({ op: "call", id, m: "toArray", a: [] });
-    assert.equal(all.header.v, undefined);
-    const { decodeValue } = await import("../src/_manager_proxy.ts");
-    const items = decodeValue(all.items[0]) as number[];
-    assert.deepEqual(items.sort((x, y) => x - y), [...Array(100).keys()]);
-    for (const c of clients) c.socket.destroy();
-    maker.socket.destroy();
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const maker = await rawClient(port);
+  const id = (await maker.request({ op: "create", t: "list", a: [] })).header.id as number;
+  const clients = await Promise.all(Array.from({ length: 100 }, () => rawClient(port)));
+  await Promise.all(clients.map((c, i) => c.request({ op: "call", id, m: "append", a: [i] })));
+  const all = await maker.request({ op: "call", id, m: "toArray", a: [] });
+  assert.equal(all.header.v, undefined);
+  const { decodeValue } = await import("../src/_manager_proxy.ts");
+  const items = decodeValue(all.items[0]) as number[];
+  assert.deepEqual(items.sort((x, y) => x - y), [...Array(100).keys()]);
+  for (const c of clients) c.socket.destroy();
+  maker.socket.destroy();
+  });
 });
 
 test("a client whose handshake answer is wrong is dropped and gets nothing", T, async () => {
-  const { server, port } = await localServer();
-  try {
-    const s = await rawSocket(port);
-    const gone = closed(s, "a wrong answer");
-    const hs = new ClientHandshake(new TextEncoder().encode("wrong key"));
-    s.once("data", (chunk: Uint8Array) => s.write(rawFrame(hs.answer(chunk.subarray(4, 36))!)));
-    let replied = false;
-    s.on("data", (chunk: Uint8Array) => (replied ||= chunk.length > 36));
-    await gone;
-    assert.equal(replied, false, "no proof was sent to a wrong key");
-    await stillServes(port);
-  } finally {
-    server.shutdown();
-  }
+  await withLocalServer(async (port) => {
+  const s = await rawSocket(port);
+  const gone = closed(s, "a wrong answer");
+  const hs = new ClientHandshake(new TextEncoder().encode("wrong key"));
+  s.once("data", (chunk: Uint8Array) => s.write(rawFrame(hs.answer(chunk.subarray(4, 36))!)));
+  let replied = false;
+  s.on("data", (chunk: Uint8Array) => (replied ||= chunk.length > 36));
+  await gone;
+  assert.equal(replied, false, "no proof was sent to a wrong key");
+  await stillServes(port);
+  });
 });
