@@ -180,6 +180,11 @@ export class BaseManager {
     return typeof a === "string" ? { path: a } : { ...a };
   }
 
+  /** The OS pid of the server child `start()` made (the hosting process's, under "worker"); else undefined. */
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
   /**
    * Starts the server as a child (a subprocess by default) and waits until it listens.
    *
@@ -199,8 +204,18 @@ export class BaseManager {
     });
     p.start();
     this.#process = p;
-    const died = p.join().then((): ServerReport => ({ error: `the server process exited with code ${p.exitCode}` }));
-    const report = await Promise.race([ready.get(), died]);
+    // Wait for the report or the child's end; join() in short steps, since a join that
+    // stays pending would keep this program alive as long as the server lives.
+    const gaveUp = new AbortController();
+    let report: ServerReport | undefined;
+    const got = ready.get({ signal: gaveUp.signal }).then((r) => (report = r), () => {});
+    while (report === undefined) {
+      await Promise.race([got, p.join(200)]);
+      if (report === undefined && p.exitCode !== null) {
+        report = { error: `the server process exited with code ${p.exitCode}` };
+        gaveUp.abort();
+      }
+    }
     ready.close();
     if ("error" in report) {
       p.terminate();

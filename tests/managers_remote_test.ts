@@ -297,3 +297,11 @@ test("a client whose handshake answer is wrong is dropped and gets nothing", T, 
   await stillServes(port);
   });
 });
+
+test("start() on an address in use rejects with ProcessError saying why", T, async () => {
+  await withLocalServer(async (port) => {
+    const m = new Manager({ address: { host: HOST, port }, authkey: KEY });
+    await assert.rejects(m.start(), (e: Error) => e instanceof ProcessError && /EADDRINUSE|in use/i.test(e.message));
+    await assert.rejects(m.list(), ProcessError);
+  });
+});

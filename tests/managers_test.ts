@@ -1,6 +1,9 @@
 // Managers under both start methods: the seed program, every proxy type used from a
 // child, CPython's _TestContainers / TestSyncManagerTypes / _TestMyManager, lifetimes.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { createInterface } from "node:readline";
 import { test } from "node:test";
 import {
   BaseManager,
@@ -20,7 +23,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import { type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
-import { METHODS } from "./_helpers.ts";
+import { fixture, METHODS, pidAlive, runtimeCommand, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 
@@ -424,4 +427,39 @@ test("a subclass's registry is its own, starting as a copy of its parent's", () 
   assert.equal(typeof (A.prototype as unknown as Record<string, unknown>).x, "function");
   assert.equal((A.prototype as unknown as Record<string, unknown>).y, undefined);
   assert.equal(typeof (B.prototype as unknown as Record<string, unknown>).y, "function");
+});
+
+async function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the program printed nothing within 60 s")), 60_000);
+    createInterface({ input: child.stdout! }).once("line", (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+  });
+}
+
+test("a manager's server child does not outlive its program, killed or ending without shutdown()", T, async () => {
+  for (const mode of ["wait", "end"]) {
+    const [exe, ...args] = runtimeCommand(fixture("programs/manager_orphan.ts"));
+    const program = spawn(exe, [...args, mode], { stdio: ["ignore", "pipe", "inherit"] });
+    let pid: number | undefined;
+    try {
+      const out = JSON.parse(await firstLine(program)) as { pid: number; items: number[] };
+      pid = out.pid;
+      assert.deepEqual(out.items, [1, 2]);
+      if (mode === "wait") {
+        assert.ok(pidAlive(pid), "the server runs before the kill");
+        program.kill("SIGKILL");
+      }
+      await waitUntil(() => !pidAlive(pid!), `the server of a program that ${mode === "wait" ? "was killed" : "ended"} has exited`, 20_000);
+      if (mode === "end") {
+        const code = await new Promise((resolve) => program.exitCode !== null ? resolve(program.exitCode) : program.once("exit", resolve));
+        assert.equal(code, 0, "the program ended by itself");
+      }
+    } finally {
+      program.kill("SIGKILL");
+      if (pid !== undefined && pidAlive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }
 });
