@@ -392,6 +392,7 @@ MyManager.register("Foo", t.makeFooBar);
 MyManager.register("Bar", t.makeFooBar, { exposed: ["f", "_h"] });
 MyManager.register("Squares", t.makeSquares);
 MyManager.register("Counter", t.makeCounter);
+MyManager.register("Leaky", t.makeLeaky);
 
 for (const method of METHODS) {
   test(`[${method}] BaseManager.register: exposed methods, hidden _names, errors, iterators (test_mymanager)`, T, async () => {
@@ -418,6 +419,22 @@ for (const method of METHODS) {
   });
 
 }
+
+test("a value that cannot be copied is a TypeError at the call site, and the proxy keeps working (test_remote's put(time.sleep))", T, async () => {
+  await using manager = new Manager({ context: "worker" });
+  await manager.start();
+  const q = await manager.Queue();
+  await assert.rejects(q.put(() => 1), TypeError);
+  await assert.rejects(q.put({ s: Symbol("x") }), TypeError);
+  await q.put("fine");
+  assert.equal(await q.get(), "fine");
+  // A result the server cannot send back is that call's error, not the connection's.
+  await using mine = new MyManager({ context: "worker" });
+  await mine.start();
+  const leaky = await mine.create("Leaky");
+  await assert.rejects(leaky.callMethod("fn"), TypeError);
+  assert.equal(await leaky.callMethod("ok"), "ok");
+});
 
 test("a subclass's registry is its own, starting as a copy of its parent's", () => {
   class A extends BaseManager {}
