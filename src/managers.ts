@@ -192,11 +192,19 @@ export class BaseManager {
    */
   async start(): Promise<void> {
     this.#check("start", "initial");
+    let init: ServerInit;
+    try {
+      // The server listens on a socket: say what the runtime forbids here, before any child starts.
+      runtime.net.checkCanServe();
+      init = this.#init();
+    } catch (err) {
+      throw new ProcessError(`Cannot start the manager's server: ${(err as Error).message}`, { cause: err });
+    }
     this.#state = "started";
     const ready = new Queue<ServerReport>(0, { context: this.#context });
     const p = new Process({
       target: server.serveManager,
-      args: [this.#init(), ready],
+      args: [init, ready],
       name: `${this.constructor.name}-${++counter}`,
       // Ends with this program, and does not keep it alive (Python's finalizer shuts the server down).
       daemon: true,
@@ -232,8 +240,9 @@ export class BaseManager {
    */
   async getServer(): Promise<ManagerServer> {
     this.#check("serve", "initial");
+    const init = this.#init();
+    this.#server = await ManagerServer.listen(init);
     this.#state = "serving";
-    this.#server = await ManagerServer.listen(this.#init());
     this.#address = this.#server.address;
     return this.#server;
   }

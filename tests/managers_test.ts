@@ -23,7 +23,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import { type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
-import { fixture, METHODS, pidAlive, runtimeCommand, waitUntil } from "./_helpers.ts";
+import { fixture, METHODS, pidAlive, runtimeCommand, runtimeKey, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 
@@ -479,4 +479,17 @@ test("a manager's server child does not outlive its program, killed or ending wi
       if (pid !== undefined && pidAlive(pid)) process.kill(pid, "SIGKILL");
     }
   }
+});
+
+test("on Deno, a Manager without --allow-write --allow-net fails at start() naming the flags", {
+  ...T,
+  skip: runtimeKey !== "deno" && "Deno permissions only",
+}, async () => {
+  const child = spawn(process.execPath, ["run", "--allow-read", "--allow-run", "--allow-env", fixture("programs/manager_permissions.ts")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await firstLine(child);
+  await new Promise((resolve) => child.exitCode !== null ? resolve(null) : child.once("exit", resolve));
+  assert.match(line, /^ProcessError: Cannot start the manager's server: .*--allow-write --allow-net/);
+  assert.equal(child.exitCode, 0);
 });
