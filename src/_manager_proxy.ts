@@ -43,8 +43,12 @@ export interface Token {
 
 /** A way to send requests to one server: a socket, or a direct call inside the server's isolate. */
 export interface Link {
-  /** Sends a request and resolves with the reply. */
-  request(header: Record<string, unknown>, items?: Uint8Array[]): Promise<Message>;
+  /**
+   * Sends a request and resolves with the reply. When `signal` aborts, the server is
+   * asked to withdraw the call; the reply still decides (a call that completed
+   * first keeps its result, so nothing it took is lost).
+   */
+  request(header: Record<string, unknown>, items?: Uint8Array[], signal?: AbortSignal): Promise<Message>;
   /** Sends a message that has no reply (lend, adopt, decref), in order with requests. */
   notify(header: Record<string, unknown>): void;
 }
@@ -182,11 +186,16 @@ export class SocketLink implements Link {
     this.#pending.clear();
   }
 
-  request(header: Record<string, unknown>, items: Uint8Array[] = []): Promise<Message> {
+  request(header: Record<string, unknown>, items: Uint8Array[] = [], signal?: AbortSignal): Promise<Message> {
     if (this.#lost) return Promise.reject(this.#lost);
     const r = this.#nextR++;
     const reply = new Promise<Message>((resolve, reject) => this.#pending.set(r, { resolve, reject }));
     this.#send({ ...header, r }, items);
+    if (signal === undefined) return reply;
+    const cancel = () => this.notify({ op: "cancel", r });
+    signal.addEventListener("abort", cancel, { once: true });
+    const forget = () => signal.removeEventListener("abort", cancel);
+    reply.then(forget, forget);
     return reply;
   }
 
@@ -314,10 +323,14 @@ export class BaseProxy {
    * the way to a method this proxy kind has no wrapper for. A method the server
    * does not expose rejects with RemoteError.
    */
-  async callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+  async callMethod(method: string, args: unknown[] = [], options: { signal?: AbortSignal } = {}): Promise<unknown> {
     if (this.#closed) throw new ProcessError(`Cannot call ${method}() on a ${this.typeid} proxy: proxy is closed`);
+    const { signal } = options;
+    if (signal?.aborted) throw signal.reason;
     const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, `${method}() arguments`);
-    const reply = await this.#link.request(header, items);
+    const reply = await this.#link.request(header, items, signal);
+    // Withdrawn by the server: the caller sees its own abort reason.
+    if (reply.header.e && reply.header.c) throw signal?.reason;
     return replyValue(reply, this.#token.address, this.#authkey, this.#link);
   }
 
@@ -352,6 +365,8 @@ export interface ProxyWaitOptions {
   block?: boolean;
   /** Milliseconds to wait at most, when blocking; default forever. */
   timeout?: number;
+  /** Aborting withdraws the wait (rejecting with `signal.reason`) unless it was served first. */
+  signal?: AbortSignal;
 }
 
 /** A `Manager().Array(typecode, init)`: a fixed-length list (and what a list proxy can do besides growing). */
@@ -526,11 +541,11 @@ function waitArgs(options: ProxyWaitOptions): [ProxyWaitOptions] {
 export class QueueProxy<T = unknown> extends BaseProxy {
   /** Puts `item`; with a maxsize, waits for room (QueueFullError at the timeout, or at once if not blocking). */
   put(item: T, options: ProxyWaitOptions = {}): Promise<void> {
-    return this.callMethod("put", [item, ...waitArgs(options)]) as Promise<void>;
+    return this.callMethod("put", [item, ...waitArgs(options)], options) as Promise<void>;
   }
   /** Takes the next item; QueueEmptyError at the timeout, or at once if not blocking. */
   get(options: ProxyWaitOptions = {}): Promise<T> {
-    return this.callMethod("get", waitArgs(options)) as Promise<T>;
+    return this.callMethod("get", waitArgs(options), options) as Promise<T>;
   }
   putNowait(item: T): Promise<void> {
     return this.callMethod("putNowait", [item]) as Promise<void>;
@@ -563,6 +578,8 @@ export interface ProxyAcquireOptions {
   block?: boolean;
   /** Milliseconds to wait at most; then `acquire()` resolves to false. */
   timeout?: number;
+  /** Aborting withdraws the wait (rejecting with `signal.reason`) unless the lock was got first. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -573,7 +590,7 @@ export interface ProxyAcquireOptions {
 export class AcquirerProxy extends BaseProxy {
   /** Resolves to true once acquired, false if not blocking or at the timeout. */
   acquire(options: ProxyAcquireOptions = {}): Promise<boolean> {
-    return this.callMethod("acquire", [{ block: options.block, timeout: options.timeout }]) as Promise<boolean>;
+    return this.callMethod("acquire", [{ block: options.block, timeout: options.timeout }], options) as Promise<boolean>;
   }
   /** RangeError when a Lock is not locked or a BoundedSemaphore is over-released; ProcessError for an RLock held elsewhere. */
   release(): Promise<void> {

@@ -61,6 +61,9 @@ interface Held {
 
 class ProtocolError extends Error {}
 
+/** The reason a withdrawn call's waits are aborted with. */
+const WITHDRAWN = new Error("withdrawn by the client");
+
 function int(value: unknown): number {
   if (!Number.isSafeInteger(value) || (value as number) < 0) throw new ProtocolError();
   return value as number;
@@ -80,6 +83,8 @@ class Conn {
   handshake: ServerHandshake;
   /** Aborts the waits of this client's calls when it goes. */
   abort = new AbortController();
+  /** Calls in progress that the client may withdraw ("cancel"), by request number. */
+  calls = new Map<number, AbortController>();
   #out: Uint8Array[] = [];
   #scheduled = false;
 
@@ -245,8 +250,14 @@ export class ManagerServer {
     switch (h.op) {
       case "call": {
         const [r, id, name, args] = [int(h.r), int(h.id), str(h.m), this.#args(m)];
-        return void this.#reply(conn, r, () => this.#call(conn, holder, id, name, args), holder);
+        const call = new AbortController();
+        conn.calls.set(r, call);
+        const signal = AbortSignal.any([conn.abort.signal, call.signal]);
+        return void this.#reply(conn, r, () => this.#call(signal, holder, id, name, args), holder)
+          .finally(() => conn.calls.delete(r));
       }
+      case "cancel":
+        return conn.calls.get(int(h.r))?.abort(WITHDRAWN);
       case "create": {
         const [r, typeid, args] = [int(h.r), str(h.t), this.#args(m)];
         return void this.#reply(conn, r, () => this.#create(typeid, args), holder);
@@ -319,6 +330,8 @@ export class ManagerServer {
       if (isJsonPlain(value)) return conn.send({ r, v: value });
       return conn.send({ r }, [encodeValue(value, "the result")]);
     } catch (err) {
+      // A call its client withdrew says so (the client rejects with its own reason).
+      if (err === WITHDRAWN) return conn.send({ r, e: 1, c: 1 });
       let bytes: Uint8Array;
       try {
         bytes = encodeValue(err, "the error");
@@ -345,14 +358,14 @@ export class ManagerServer {
     return new NewObject({ obj, typeid, exposed: new Set(entry.exposed ?? methodsOf(obj)), refs: new Map(), lent: 0 });
   }
 
-  async #call(conn: Conn, holder: Holder, id: number, method: string, args: unknown[]): Promise<unknown> {
+  async #call(signal: AbortSignal, holder: Holder, id: number, method: string, args: unknown[]): Promise<unknown> {
     const held = this.#objects.get(id);
     if (held === undefined) throw new ProcessError(`The manager holds no object ${id} (it was freed)`);
     const fn = (held.obj as Record<string, unknown>)[method];
     if (!held.exposed.has(method) || typeof fn !== "function") {
       throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
     }
-    const result = await withCallContext({ caller: holder, signal: conn.abort.signal }, () => fn.apply(held.obj, args));
+    const result = await withCallContext({ caller: holder, signal }, () => fn.apply(held.obj, args));
     if (isIterator(result) && !BUILTINS.has(held.typeid)) {
       return new NewObject({ obj: new IteratorObject(result), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
     }

@@ -218,6 +218,31 @@ for (const method of METHODS) {
     await assert.rejects(q.join(), RemoteError);
   });
 
+  test(`[${method}] an AbortSignal withdraws a waiting get() or acquire(); nothing is lost`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const q = await manager.Queue<string>();
+    const ac = new AbortController();
+    const got = q.get({ signal: ac.signal });
+    await manager.numberOfObjects(); // a round trip: the get waits on the server now
+    ac.abort(new Error("stop"));
+    await assert.rejects(got, /stop/);
+    await q.put("item");
+    assert.equal(await q.get({ timeout: 10_000 }), "item", "the withdrawn get took nothing");
+    const aborted = new AbortController();
+    aborted.abort(new Error("already"));
+    await assert.rejects(q.get({ signal: aborted.signal }), /already/);
+    const lock = await manager.Lock();
+    await lock.acquire();
+    const ac2 = new AbortController();
+    const waiting = lock.acquire({ signal: ac2.signal });
+    await manager.numberOfObjects();
+    ac2.abort(new Error("give up"));
+    await assert.rejects(waiting, /give up/);
+    await lock.release();
+    assert.equal(await lock.acquire({ block: false }), true, "the withdrawn acquire does not hold the lock");
+  });
+
   test(`[${method}] nested proxies: a dict of lists, written by a child (test_dict_proxy_nested)`, T, async () => {
     await using manager = new Manager(opts);
     await manager.start();
