@@ -12,7 +12,7 @@
  * @module
  */
 import { FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, encodeMessage } from "./_broker_wire.ts";
-import { BUILTINS, methodsOf, withCallContext } from "./_manager_objects.ts";
+import { BUILTINS, type CallContext, methodsOf, withCallContext } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
 import {
   addressKey,
@@ -250,11 +250,22 @@ export class ManagerServer {
     switch (h.op) {
       case "call": {
         const [r, id, name, args] = [int(h.r), int(h.id), str(h.m), this.#args(m)];
-        const call = new AbortController();
-        conn.calls.set(r, call);
-        const signal = AbortSignal.any([conn.abort.signal, call.signal]);
-        return void this.#reply(conn, r, () => this.#call(signal, holder, id, name, args), holder)
-          .finally(() => conn.calls.delete(r));
+        // Only a method that can wait (a queue's get, a lock's acquire) reads its signal, before
+        // its first await: it is made then. AbortSignal.any and its garbage cost more than an append.
+        let signal: AbortSignal | undefined;
+        const context: CallContext = {
+          caller: holder,
+          get signal() {
+            if (signal === undefined) {
+              const call = new AbortController();
+              conn.calls.set(r, call);
+              signal = AbortSignal.any([conn.abort.signal, call.signal]);
+            }
+            return signal;
+          },
+        };
+        return void this.#reply(conn, r, () => this.#call(context, id, name, args), holder)
+          .finally(() => signal !== undefined && conn.calls.delete(r));
       }
       case "cancel":
         return conn.calls.get(int(h.r))?.abort(WITHDRAWN);
@@ -358,14 +369,14 @@ export class ManagerServer {
     return new NewObject({ obj, typeid, exposed: new Set(entry.exposed ?? methodsOf(obj)), refs: new Map(), lent: 0 });
   }
 
-  async #call(signal: AbortSignal, holder: Holder, id: number, method: string, args: unknown[]): Promise<unknown> {
+  async #call(context: CallContext, id: number, method: string, args: unknown[]): Promise<unknown> {
     const held = this.#objects.get(id);
     if (held === undefined) throw new ProcessError(`The manager holds no object ${id} (it was freed)`);
     const fn = (held.obj as Record<string, unknown>)[method];
     if (!held.exposed.has(method) || typeof fn !== "function") {
       throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
     }
-    const result = await withCallContext({ caller: holder, signal }, () => fn.apply(held.obj, args));
+    const result = await withCallContext(context, () => fn.apply(held.obj, args));
     if (isIterator(result) && !BUILTINS.has(held.typeid)) {
       return new NewObject({ obj: new IteratorObject(result), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
     }
