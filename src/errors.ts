@@ -112,7 +112,7 @@ export class EOFError extends ProcessError {}
  * ```ts
  * import { BrokenProcessPoolError, fromModule, ProcessPoolExecutor } from "polyproc";
  * // tasks.ts: export function crash(): never { exit(9); }  (polyproc's exit ends the worker)
- * const { crash } = fromModule<typeof import("./tasks.ts")>(new URL("./tasks.ts", import.meta.url));
+ * const { crash } = fromModule<{ crash(): never }>(new URL("./tasks.ts", import.meta.url));
  * await using ex = new ProcessPoolExecutor({ maxWorkers: 1 });
  * await ex.submit(crash).then(undefined, (e) => console.log(e instanceof BrokenProcessPoolError)); // true
  * ```
