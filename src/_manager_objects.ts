@@ -338,11 +338,16 @@ export class QueueObject {
   }
 }
 
-/** The built-in types: typeid → constructor and the methods a proxy may call. */
-export const BUILTINS: ReadonlyMap<string, { make: (...args: never[]) => object; exposed: string[] }> = new Map<
-  string,
-  { make: (...args: never[]) => object; exposed: string[] }
->([
+/** A built-in type: how to make one, and the methods a proxy may call. */
+export interface Builtin {
+  make: (...args: never[]) => object | Promise<object>;
+  exposed: string[];
+  /** Arguments that are proxies of this server arrive as the objects they name (a Condition's lock). */
+  referents?: boolean;
+}
+
+/** The built-in types, by typeid. */
+export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ["list", { make: (init?: Iterable<unknown>) => new ListObject(init), exposed: methodsOf(ListObject) }],
   ["dict", { make: (init?: Record<string, unknown>) => new DictObject(init), exposed: methodsOf(DictObject) }],
   ["Namespace", { make: (init?: Record<string, unknown>) => new NamespaceObject(init), exposed: methodsOf(NamespaceObject) }],
@@ -353,7 +358,7 @@ export const BUILTINS: ReadonlyMap<string, { make: (...args: never[]) => object;
 ]);
 
 /** Adds built-in types (the synchronization objects live in their own module). */
-export function addBuiltins(entries: [string, { make: (...args: never[]) => object; exposed: string[] }][]): void {
+export function addBuiltins(entries: [string, Builtin][]): void {
   for (const [typeid, entry] of entries) (BUILTINS as Map<string, typeof entry>).set(typeid, entry);
 }
 

@@ -342,6 +342,11 @@ export class BaseProxy {
     this.#link.notify({ op: "decref", id: this.#token.id });
   }
 
+  /** @internal The address of the proxy's server. */
+  get _address(): NetAddress {
+    return this.#token.address;
+  }
+
   /** @internal The state a copy is rebuilt from; the server is told a copy is on its way. */
   _reduce(): unknown {
     if (this.#closed) throw new TypeError(`a closed ${this.typeid} proxy cannot be sent`);
@@ -631,7 +636,7 @@ export class EventProxy extends BaseProxy {
   }
 }
 
-/** A `Manager().Condition()`, on its own RLock held by connection. */
+/** A `Manager().Condition(lock?)`: on the given Lock or RLock proxy's lock, else its own RLock; held by connection. */
 export class ConditionProxy extends AcquirerProxy {
   /** Releases the lock, waits for a notify (or the timeout: false), and takes the lock back. */
   wait(timeout?: number): Promise<boolean> {

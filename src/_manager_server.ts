@@ -16,6 +16,7 @@ import { BUILTINS, type CallContext, methodsOf, withCallContext } from "./_manag
 import "./_manager_sync.ts";
 import {
   addressKey,
+  BaseProxy,
   decodeValue,
   encodeValue,
   isJsonPlain,
@@ -356,7 +357,9 @@ export class ManagerServer {
   async #create(typeid: string, args: unknown[]): Promise<NewObject> {
     const builtin = BUILTINS.get(typeid);
     if (builtin !== undefined) {
-      return new NewObject({ obj: (builtin.make as (...a: unknown[]) => object)(...args), typeid, exposed: new Set(builtin.exposed), refs: new Map(), lent: 0 });
+      const made = builtin.referents ? args.map((a) => this.#referent(a)) : args;
+      const obj = await (builtin.make as (...a: unknown[]) => object | Promise<object>)(...made);
+      return new NewObject({ obj, typeid, exposed: new Set(builtin.exposed), refs: new Map(), lent: 0 });
     }
     const entry = this.#registry.get(typeid);
     if (entry?.factory === undefined) throw new RemoteError("KeyError", `The manager has no type "${typeid}" registered`);
@@ -367,6 +370,19 @@ export class ManagerServer {
       throw new TypeError(`The factory of "${typeid}" returned ${obj === null ? "null" : typeof obj}, not an object`);
     }
     return new NewObject({ obj, typeid, exposed: new Set(entry.exposed ?? methodsOf(obj)), refs: new Map(), lent: 0 });
+  }
+
+  /**
+   * The object a proxy of this server names (a proxy argument was rebuilt here as a
+   * proxy); anything else as it is. The object is kept by whoever uses it now, so the
+   * rebuilt proxy gives up its reference at once.
+   */
+  #referent(value: unknown): unknown {
+    if (!(value instanceof BaseProxy) || addressKey(value._address) !== addressKey(this.address)) return value;
+    const held = this.#objects.get(value.id);
+    value.close();
+    if (held === undefined) throw new ProcessError(`The manager holds no object ${value.id} (it was freed)`);
+    return held.obj;
   }
 
   async #call(context: CallContext, id: number, method: string, args: unknown[]): Promise<unknown> {

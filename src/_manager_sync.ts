@@ -33,10 +33,10 @@ export class SemaphoreObject {
   constructor(public value = 1, readonly bound?: number, readonly kind = "Semaphore") {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`${kind} value must be an integer >= 0, got ${value}`);
   }
-  async acquire(options: AcquireArgs = {}): Promise<boolean> {
-    const { signal } = callContext();
-    const { block = true } = options ?? {};
-    const deadline = deadlineOf(options?.timeout);
+  acquire(options: AcquireArgs = {}): Promise<boolean> {
+    return this.acquireFor(callContext().signal, options?.block ?? true, deadlineOf(options?.timeout));
+  }
+  async acquireFor(signal: AbortSignal, block: boolean, deadline?: number): Promise<boolean> {
     while (this.value === 0) {
       const left = remaining(deadline);
       if (!block || left === 0 || !(await park(this.#waiters, left, signal))) return false;
@@ -121,33 +121,55 @@ export class EventObject {
   }
 }
 
-/** Condition on its own RLock (Python's manager Condition() without a lock argument). */
+/** A signal that never aborts: for waits that must finish (a Condition taking its lock back). */
+const NEVER = new AbortController().signal;
+
+/**
+ * Condition on a Lock or RLock of the same server (Python's manager Condition(lock)),
+ * by default its own RLock. Acquiring the condition acquires that lock itself.
+ */
 export class ConditionObject {
-  lock = new RLockObject();
   #waiters: (() => void)[] = [];
+  constructor(readonly lock: SemaphoreObject | RLockObject = new RLockObject()) {
+    // A proxy of another manager arrives as a proxy, not as an object held here.
+    if (!(lock instanceof RLockObject || (lock instanceof SemaphoreObject && lock.kind === "Lock"))) {
+      throw new TypeError("Condition(lock): lock must be a Lock or RLock made by the same manager");
+    }
+  }
   acquire(options: AcquireArgs = {}): Promise<boolean> {
     return this.lock.acquire(options);
   }
   release(): void {
     this.lock.release();
   }
+  /** Python's _is_owned: an RLock knows its owner; a Lock has none, so locked counts as held. */
+  #owned(caller: object): boolean {
+    return this.lock instanceof RLockObject ? this.lock.owner === caller : this.lock.locked();
+  }
+  /** Releases the lock fully; how many times the caller held it. */
+  #releaseAll(caller: object): number {
+    if (this.lock instanceof RLockObject) return this.lock.releaseFor(caller, true);
+    this.lock.release();
+    return 1;
+  }
   async wait(timeout?: number): Promise<boolean> {
     const { caller, signal } = callContext();
     const deadline = deadlineOf(timeout);
-    if (this.lock.owner !== caller) throw new ProcessError("Cannot wait on a Condition: its lock is not held by this connection");
-    const held = this.lock.releaseFor(caller, true);
+    if (!this.#owned(caller)) throw new ProcessError("Cannot wait on a Condition: its lock is not held by this connection");
+    const held = this.#releaseAll(caller);
     let woken: boolean;
     try {
       woken = await park(this.#waiters, remaining(deadline), signal);
     } finally {
       // Python reacquires whatever happened; a caller that is gone gets it too, and gives it up at once.
-      await this.lock.acquireFor(caller, new AbortController().signal, true, undefined, held);
-      if (signal.aborted) this.lock.releaseFor(caller, true);
+      if (this.lock instanceof RLockObject) await this.lock.acquireFor(caller, NEVER, true, undefined, held);
+      else await this.lock.acquireFor(NEVER, true);
+      if (signal.aborted) this.#releaseAll(caller);
     }
     return woken;
   }
   notify(n = 1): void {
-    if (this.lock.owner !== callContext().caller) throw new ProcessError("Cannot notify a Condition: its lock is not held by this connection");
+    if (!this.#owned(callContext().caller)) throw new ProcessError("Cannot notify a Condition: its lock is not held by this connection");
     for (const wake of this.#waiters.slice(0, n)) wake();
   }
   notifyAll(): void {
@@ -226,6 +248,7 @@ addBuiltins([
     { make: (value = 1) => new SemaphoreObject(value, value, "BoundedSemaphore"), exposed: ["acquire", "release", "locked", "getValue"] },
   ],
   ["Event", { make: () => new EventObject(), exposed: methodsOf(EventObject) }],
-  ["Condition", { make: () => new ConditionObject(), exposed: methodsOf(ConditionObject) }],
+  // Its lock argument, a proxy of this server, arrives as the object it names.
+  ["Condition", { make: (lock?: RLockObject) => new ConditionObject(lock), exposed: methodsOf(ConditionObject), referents: true }],
   ["Barrier", { make: (parties: number, timeout?: number) => new BarrierObject(parties, timeout), exposed: methodsOf(BarrierObject) }],
 ]);

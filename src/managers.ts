@@ -423,9 +423,14 @@ export class Manager extends BaseManager {
   Event(): Promise<EventProxy> {
     return this.create("Event") as Promise<EventProxy>;
   }
-  /** A condition on its own RLock (Python's `Condition()`; passing a lock is not supported). */
-  Condition(): Promise<ConditionProxy> {
-    return this.create("Condition") as Promise<ConditionProxy>;
+  /**
+   * A condition (Python's `Condition(lock=None)`) on `lock`, a Lock or RLock proxy of
+   * this manager (the condition's acquire/release are that lock's), else on its own RLock.
+   *
+   * @throws {TypeError} (rejecting) if `lock` is not a Lock or RLock of this manager.
+   */
+  Condition(lock?: AcquirerProxy): Promise<ConditionProxy> {
+    return this.create("Condition", ...(lock === undefined ? [] : [lock])) as Promise<ConditionProxy>;
   }
   /** A barrier for `parties` waits; `timeout` (ms) is the default of `wait()`. No `action` (it would run on the server). */
   Barrier(parties: number, options: { timeout?: number } = {}): Promise<BarrierProxy> {

@@ -343,6 +343,45 @@ for (const method of METHODS) {
     assert.equal(await barrier.broken(), false);
   });
 
+  test(`[${method}] Condition(lock) uses that Lock or RLock: wait() releases it and takes it back`, T, async () => {
+    await using manager = new Manager(opts);
+    await manager.start();
+    const lock = await manager.RLock();
+    const cond = await manager.Condition(lock);
+    const ready = await manager.Event();
+    const ns = await manager.Namespace({ state: "wait" });
+    const p = new Process({ target: t.waitOnLock, args: [cond, lock, ready, ns], context: method });
+    p.start();
+    assert.equal(await ready.wait(20_000), true);
+    assert.equal(await lock.acquire({ timeout: 20_000 }), true, "the child's wait() released the RLock");
+    await ns.set("state", "go");
+    await cond.notifyAll(); // allowed: the condition's lock is the RLock this connection holds
+    await lock.release();
+    await p.join(30_000);
+    assert.equal(p.exitCode, 0);
+    assert.equal(await ns.get("seen"), true, "the child's wait() took the RLock back");
+    assert.equal(await lock.locked(), false);
+
+    const plain = await manager.Lock();
+    const cond2 = await manager.Condition(plain);
+    assert.equal(await cond2.acquire(), true);
+    assert.equal(await plain.locked(), true);
+    const waiting = cond2.wait(20_000);
+    assert.equal(await plain.acquire({ timeout: 20_000 }), true, "wait() released the Lock");
+    await cond2.notify();
+    await plain.release();
+    assert.equal(await waiting, true);
+    assert.equal(await plain.locked(), true, "wait() took the Lock back");
+    await cond2.release();
+    assert.equal(await plain.locked(), false);
+
+    await using other = new Manager(opts);
+    await other.start();
+    await assert.rejects(manager.Condition(await other.Lock()), TypeError, "a lock of another manager");
+    await assert.rejects(manager.Condition(await manager.list() as never), TypeError, "not a lock");
+    await assert.rejects(manager.Condition(await manager.Semaphore()), TypeError, "a Semaphore is not a lock");
+  });
+
   test(`[${method}] proxies travel through a Queue and as Pool task arguments; a Pool initializer uses a Namespace`, T, async () => {
     await using manager = new Manager(opts);
     await manager.start();
