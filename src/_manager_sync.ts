@@ -9,6 +9,7 @@
  */
 import { addBuiltins, callContext, methodsOf, park } from "./_manager_objects.ts";
 import { BrokenBarrierError, ProcessError } from "./errors.ts";
+import { loadTarget, type TargetSpec } from "./target.ts";
 
 export interface AcquireArgs {
   block?: boolean;
@@ -177,24 +178,45 @@ export class ConditionObject {
   }
 }
 
-/** Barrier: `parties` waits release each other; a timeout or abort() breaks it for everyone. */
+/**
+ * Barrier: `parties` waits release each other; a timeout or abort() breaks it for everyone.
+ * `action` runs here, in the server, once per pass before anyone is released; if it
+ * throws, the barrier breaks (its caller gets the error, the others BrokenBarrierError).
+ */
 export class BarrierObject {
   #count = 0;
   #generation = 0;
   #broken = false;
   /** The generation a break happened in: its waiters fail, later ones do not. */
   #brokenGeneration = -1;
+  /** While the action runs, the pass is not over: waiters keep waiting, newcomers wait for the next pass. */
+  #acting = false;
   #waiters: (() => void)[] = [];
-  constructor(readonly parties: number, readonly timeout?: number) {
+  constructor(readonly parties: number, readonly timeout?: number, readonly action?: () => unknown) {
     if (!Number.isInteger(parties) || parties < 1) throw new RangeError(`parties must be an integer >= 1, got ${parties}`);
   }
   async wait(timeout: number | undefined = this.timeout): Promise<number> {
     const { signal } = callContext();
     const deadline = deadlineOf(timeout);
+    // Python holds the barrier's lock during the action, so nobody arrives meanwhile.
+    while (this.#acting) await park(this.#waiters, undefined, signal);
     if (this.#broken) throw new BrokenBarrierError("Barrier is broken");
     const index = this.#count++;
     const generation = this.#generation;
     if (this.#count === this.parties) {
+      if (this.action !== undefined) {
+        this.#acting = true;
+        try {
+          await this.action();
+        } catch (err) {
+          this.abort();
+          throw err;
+        } finally {
+          this.#acting = false;
+        }
+        // abort() or reset() during the action broke this pass.
+        if (this.#brokenGeneration === generation) throw new BrokenBarrierError("Barrier is broken");
+      }
       this.#count = 0;
       this.#generation++;
       for (const wake of [...this.#waiters]) wake();
@@ -203,12 +225,13 @@ export class BarrierObject {
     while (generation === this.#generation && !this.#broken) {
       let woken: boolean;
       try {
-        woken = await park(this.#waiters, remaining(deadline), signal);
+        // A pass whose action runs is complete: no timeout breaks it.
+        woken = await park(this.#waiters, this.#acting ? undefined : remaining(deadline), signal);
       } catch (err) {
         this.abort();
         throw err;
       }
-      if (!woken && generation === this.#generation) {
+      if (!woken && generation === this.#generation && !this.#acting) {
         this.abort();
         break;
       }
@@ -250,5 +273,13 @@ addBuiltins([
   ["Event", { make: () => new EventObject(), exposed: methodsOf(EventObject) }],
   // Its lock argument, a proxy of this server, arrives as the object it names.
   ["Condition", { make: (lock?: RLockObject) => new ConditionObject(lock), exposed: methodsOf(ConditionObject), referents: true }],
-  ["Barrier", { make: (parties: number, timeout?: number) => new BarrierObject(parties, timeout), exposed: methodsOf(BarrierObject) }],
+  [
+    "Barrier",
+    {
+      // The action arrives as a TargetSpec (a module export or a function's source) and is loaded here.
+      make: async (parties: number, timeout?: number, action?: TargetSpec) =>
+        new BarrierObject(parties, timeout ?? undefined, action === undefined ? undefined : await loadTarget(action)),
+      exposed: methodsOf(BarrierObject),
+    },
+  ],
 ]);

@@ -432,8 +432,17 @@ export class Manager extends BaseManager {
   Condition(lock?: AcquirerProxy): Promise<ConditionProxy> {
     return this.create("Condition", ...(lock === undefined ? [] : [lock])) as Promise<ConditionProxy>;
   }
-  /** A barrier for `parties` waits; `timeout` (ms) is the default of `wait()`. No `action` (it would run on the server). */
-  Barrier(parties: number, options: { timeout?: number } = {}): Promise<BarrierProxy> {
-    return this.create("Barrier", parties, ...(options.timeout === undefined ? [] : [options.timeout])) as Promise<BarrierProxy>;
+  /**
+   * A barrier for `parties` waits; `timeout` (ms) is the default of `wait()`. `action`
+   * (a `fromModule()` reference or a self-contained function) runs in the server once
+   * per pass, before any party is released; if it throws, the barrier breaks.
+   *
+   * @throws {TypeError} if `action` cannot be sent to the server.
+   */
+  Barrier(parties: number, options: { timeout?: number; action?: TargetLike<[], unknown> } = {}): Promise<BarrierProxy> {
+    const { timeout, action } = options;
+    // null, not undefined, keeps the arguments in the message header when there is no action.
+    const args: unknown[] = action === undefined ? [timeout ?? null] : [timeout ?? null, toSpec(action, "the Barrier action")];
+    return this.create("Barrier", parties, ...args) as Promise<BarrierProxy>;
   }
 }

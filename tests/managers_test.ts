@@ -22,7 +22,7 @@ import {
   QueueFullError,
   RemoteError,
 } from "../mod.ts";
-import { type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
+import { ActionManager, type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
 import { fixture, METHODS, pidAlive, runtimeCommand, runtimeKey, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
@@ -380,6 +380,35 @@ for (const method of METHODS) {
     await assert.rejects(manager.Condition(await other.Lock()), TypeError, "a lock of another manager");
     await assert.rejects(manager.Condition(await manager.list() as never), TypeError, "not a lock");
     await assert.rejects(manager.Condition(await manager.Semaphore()), TypeError, "a Semaphore is not a lock");
+  });
+
+  test(`[${method}] Barrier action runs in the server once per pass, before release; one that throws breaks the barrier`, T, async () => {
+    await using manager = new ActionManager(opts);
+    await manager.start();
+    const log = await manager.passLog();
+    const barrier = await manager.Barrier(2, { action: t.recordPass });
+    const out = await manager.list<number>();
+    const p = new Process({ target: t.barrierWaitCount, args: [barrier, log, out], context: method });
+    p.start();
+    await barrier.wait(20_000);
+    const seen = await log.count();
+    await p.join(30_000);
+    assert.equal(p.exitCode, 0);
+    assert.deepEqual([seen, ...(await out.toArray())], [1, 1], "both parties are released after the action");
+    await Promise.all([barrier.wait(20_000), barrier.wait(20_000)]);
+    assert.equal(await log.count(), 2, "once per pass");
+    const third = await Promise.allSettled([barrier.wait(20_000), barrier.wait(20_000)]);
+    const reasons = third.map((r) => (r as PromiseRejectedResult).reason);
+    assert.equal(reasons.filter((e) => e instanceof RangeError && /the action failed/.test(e.message)).length, 1, "the action's caller gets its error");
+    assert.equal(reasons.filter((e) => e instanceof BrokenBarrierError).length, 1, "the other party: BrokenBarrierError");
+    assert.equal(await barrier.broken(), true);
+
+    const shipped = await manager.Barrier(1, { action: () => 42 });
+    assert.equal(await shipped.wait(20_000), 0);
+    const failing = await manager.Barrier(1, { action: () => { throw new TypeError("shipped action"); } });
+    await assert.rejects(failing.wait(20_000), /shipped action/);
+    assert.equal(await failing.broken(), true);
+    assert.throws(() => manager.Barrier(2, { action: 5 as never }), TypeError);
   });
 
   test(`[${method}] proxies travel through a Queue and as Pool task arguments; a Pool initializer uses a Namespace`, T, async () => {
