@@ -190,6 +190,18 @@ export class NamespaceObject {
   }
   toObject(): Record<string, unknown> {
     return Object.fromEntries(this.attrs);
+  }  /** Python's Namespace repr: strings, arrays and plain objects as JSON, anything else as String() makes it. */
+  repr(): string {
+    const show = (v: unknown) => {
+      const plain = typeof v === "string" || Array.isArray(v) || (typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype);
+      try {
+        return plain ? JSON.stringify(v) : String(v);
+      } catch {
+        return String(v); // JSON refuses a bigint inside
+      }
+    };
+    const attrs = [...this.attrs].filter(([k]) => !k.startsWith("_")).map(([k, v]) => `${k}=${show(v)}`);
+    return `Namespace(${attrs.join(", ")})`;
   }
 }
 

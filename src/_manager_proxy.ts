@@ -441,7 +441,7 @@ export class ListProxy<T = unknown> extends ArrayProxy<T> implements AsyncIterab
   }
 }
 
-/** A `Manager().dict()` (Python's DictProxy): a Map on the server; `for await` yields its keys. */
+/** A `Manager().dict()` (Python's DictProxy): a Map on the server; `for await` yields its keys (see its iterator). */
 export class DictProxy<K = string, V = unknown> extends BaseProxy implements AsyncIterable<K> {
   /** The value of `k`, or `fallback` (default undefined) if it has none. */
   get(k: K, fallback?: V): Promise<V | undefined> {
@@ -495,8 +495,18 @@ export class DictProxy<K = string, V = unknown> extends BaseProxy implements Asy
   toMap(): Promise<Map<K, V>> {
     return this.callMethod("toMap") as Promise<Map<K, V>>;
   }
+  /**
+   * Yields the keys; like Python's, it fails (Error "dictionary changed size during
+   * iteration") at the next step after the dict gained or lost keys, which costs a
+   * round trip per key.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<K> {
-    yield* await this.keys();
+    const keys = await this.keys();
+    for (let i = 0; i <= keys.length; i++) {
+      // Python checks at every step after the first, the last (which would end) included.
+      if (i > 0 && (await this.length()) !== keys.length) throw new Error("dictionary changed size during iteration");
+      if (i < keys.length) yield keys[i];
+    }
   }
 }
 
@@ -516,6 +526,9 @@ export class NamespaceProxy extends BaseProxy {
   }
   toObject(): Promise<Record<string, unknown>> {
     return this.callMethod("toObject") as Promise<Record<string, unknown>>;
+  }  /** Python's `str(ns)`: "Namespace(a=1, b=\"x\")" (names starting with "_" left out, as Python's). toString() is sync, so cannot. */
+  repr(): Promise<string> {
+    return this.callMethod("repr") as Promise<string>;
   }
 }
 

@@ -168,6 +168,15 @@ for (const method of METHODS) {
     const keys: string[] = [];
     for await (const k of d) keys.push(k);
     assert.deepEqual(keys, ["a", "b", "c"]);
+    // Python: RuntimeError at the next step after the dict gained or lost a key, the last step included.
+    const walk = async (change: (k: string) => Promise<unknown>) => {
+      for await (const k of d) await change(k);
+    };
+    await assert.rejects(walk((k) => k === "a" ? d.set("z", 0) : Promise.resolve()), /dictionary changed size during iteration/);
+    await assert.rejects(walk((k) => k === "a" ? d.delete("z") : Promise.resolve()), /dictionary changed size during iteration/);
+    await assert.rejects(walk((k) => k === "c" ? d.set("z", 0) : Promise.resolve()), /dictionary changed size during iteration/);
+    await d.delete("z");
+    await walk(async (k) => d.set(k, await d.getItem(k))); // setting existing keys is fine
     assert.deepEqual(await d.toMap(), new Map([["a", 1], ["b", 2], ["c", 3]]));
     await d.clear();
     assert.equal(await d.length(), 0);
@@ -186,6 +195,8 @@ for (const method of METHODS) {
     assert.equal(await n.delete("job"), true);
     assert.equal(await n.get("job"), undefined);
     assert.deepEqual(await n.toObject(), { name: "Bob", _hidden: "x" });
+    await n.set("n", 2);
+    assert.equal(await n.repr(), 'Namespace(name="Bob", n=2)', "Python's str(n), hiding _hidden");
     // Python's manager.Value ignores its typecode and stores any object.
     const v = await manager.Value("i", { big: 2n ** 70n, at: new Date(0) });
     assert.deepEqual(await v.get(), { big: 2n ** 70n, at: new Date(0) });
