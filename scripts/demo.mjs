@@ -8,7 +8,7 @@
 //
 // Exit code 1 if any run exits non-zero (or times out), or if there are no examples.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -46,10 +46,17 @@ const opts = { runtimes: [], timeoutS: 120, paths: [] };
 }
 
 
+// The permissions an example asks for in its "// Run: deno run --allow-… file" line (a manager
+// or a broker needs write and net; most need less), so each runs with no more than it says.
+function denoFlags(file) {
+  const line = readFileSync(path.resolve(ROOT, file), "utf8").match(/^\/\/ Run: deno run ((?:--allow-[\w-]+ )+)/m);
+  return line ? line[1].trim().split(" ") : ["--allow-read", "--allow-run", "--allow-env"];
+}
+
 function commandFor(rt, file) {
   switch (rt) {
     case "deno":
-      return [resolveBinary(ROOT, "deno"), "run", "--allow-read", "--allow-run", "--allow-env", file];
+      return [resolveBinary(ROOT, "deno"), "run", ...denoFlags(file), file];
     case "bun":
       return [resolveBinary(ROOT, "bun"), file];
     case "node":
