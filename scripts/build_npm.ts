@@ -137,7 +137,7 @@ npm(["install", tarball, "--offline", "--no-audit", "--no-fund", "--ignore-scrip
 
 // Each child writes its arguments to a file, which the parent reads back: a result,
 // not just an exit code. Shipped functions are self-contained, hence the import inside.
-const smoke = `import { Process, Queue, getContext, currentProcess } from "polyproc";
+const smoke = `import { Process, Queue, checkOutput, getContext, currentProcess } from "polyproc";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -181,7 +181,24 @@ for (const method of ["worker", "process"]) {
   const sum = await ex.submit((a, b) => a + b, 2, 3);
   await ex.shutdown();
   check(sum === 5, method + ": executor gave " + sum);
+
+  // A lock (shared memory, or the broker) held by a child while it writes; a manager's server
+  // child (loaded by URL from the package) holding a list that a child appends to.
+  const lock = new ctx.Lock();
+  const m = new ctx.Manager();
+  await m.start();
+  const li = await m.list([1]);
+  const user = new ctx.Process({ target: async (lock, li) => { await lock.withLock(() => li.append(2)); }, args: [lock, li] });
+  user.start();
+  await user.join();
+  check(user.exitCode === 0, method + ": lock and manager child exitCode " + user.exitCode);
+  check(JSON.stringify(await li.toArray()) === "[1,2]", method + ": manager list gave " + JSON.stringify(await li.toArray()));
+  check(!(await lock.locked()), method + ": the lock is still held");
+  await m.shutdown();
 }
+// subprocess: this runtime's own executable, started with the adapter's primitive.
+const out = await checkOutput([process.execPath, "-e", "console.log(6 * 7)"], { text: true });
+check(out.trim() === "42", "checkOutput gave " + JSON.stringify(out));
 console.log("ok");
 `;
 writeFileSync(join(project, "smoke.mjs"), smoke);
@@ -196,7 +213,7 @@ for (const [label, exe] of runtimes) {
   try {
     // Piped, so that the throwing child's expected stack trace stays out of the log.
     execFileSync(exe, ["smoke.mjs", scratch], { cwd: project, encoding: "utf8", stdio: "pipe", timeout: 60_000 });
-    console.log(`build_npm: smoke ${label}: ok (Process, Queue, Pool and executor, worker + process) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+    console.log(`build_npm: smoke ${label}: ok (Process, Queue, Pool and executor, Lock, Manager, worker + process; checkOutput) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   } catch (err) {
     failed = true;
     const e = err as { stdout?: string; stderr?: string; message: string };
