@@ -21,15 +21,12 @@
  */
 import {
   ackFrame,
-  ClientHandshake,
+  clientHello,
   encodeHeader,
-  FrameReader,
   MAX_FRAME,
-  MAX_HELLO,
   type Message,
   MessageReader,
   messageSize,
-  rawFrame,
   writeMessage,
 } from "./_broker_wire.ts";
 import { Deque } from "./_deque.ts";
@@ -267,31 +264,13 @@ export class BrokerClient {
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
-    const reader = new FrameReader(MAX_HELLO);
-    const handshake = new ClientHandshake(authkey);
-    return new Promise((resolve, reject) => {
-      const refused = () => reject(new BrokerError("auth", `The broker at ${path} refused this program's key`));
-      socket.onClose(refused);
-      let answered = false;
-      socket.onData((chunk) => {
-        const frames = reader.push(chunk) ?? [];
-        for (const frame of frames) {
-          if (!answered) {
-            const answer = handshake.answer(frame);
-            if (answer === undefined) return socket.destroy();
-            socket.write(rawFrame(answer));
-            answered = true;
-          } else if (!handshake.verify(frame)) {
-            reject(new BrokerError("auth", `The server at ${path} does not hold this program's key`));
-            return socket.destroy();
-          } else {
-            // The server says nothing more before a request, so nothing follows the proof.
-            resolve(new BrokerClient(path, socket, options.lazyAcks ?? false));
-            return;
-          }
-        }
-      });
-    });
+    await clientHello(
+      socket,
+      authkey,
+      () => new BrokerError("auth", `The broker at ${path} refused this program's key`),
+      () => new BrokerError("auth", `The server at ${path} does not hold this program's key`),
+    );
+    return new BrokerClient(path, socket, options.lazyAcks ?? false);
   }
 
   /** Whether the connection has ended (by {@linkcode BrokerClient.close} or loss). */

@@ -26,6 +26,7 @@ import {
   messageSize,
   rawFrame,
   ServerHandshake,
+  serverHello,
   writeMessage,
 } from "./_broker_wire.ts";
 import { SYNC_OPS, SyncProtocolError, SyncServer } from "./_broker_sync.ts";
@@ -210,12 +211,9 @@ export class BrokerServer {
   }
 
   #hello(conn: Conn, chunk: Uint8Array): void {
-    const frames = conn.hello.push(chunk);
-    if (frames === undefined) throw new ProtocolError();
-    if (frames.length === 0) return;
-    // A client says nothing after its answer until it has the server's proof.
-    const proof = conn.handshake.answer(frames[0]);
-    if (proof === undefined || frames.length > 1 || conn.hello.rest().length > 0) throw new ProtocolError();
+    const proof = serverHello(conn.hello, conn.handshake, chunk);
+    if (proof === null) throw new ProtocolError();
+    if (proof === undefined) return;
     conn.authed = true;
     conn.socket.write(rawFrame(proof));
   }

@@ -19,6 +19,7 @@
  * @module
  */
 import { runtime } from "./runtime/detect.ts";
+import type { NetSocket } from "./runtime/types.ts";
 
 /** The largest frame a peer may announce after the handshake; more drops the connection. */
 export const MAX_FRAME = 2 ** 30;
@@ -333,4 +334,50 @@ export class ClientHandshake {
   verify(proof: Uint8Array): boolean {
     return runtime.net.timingSafeEqual(proof, runtime.net.hmacSha256(this.#key, tagged("server", this.#nonce)));
   }
+}
+
+/**
+ * The server's side on a connection: feeds it the client's bytes. Returns the proof to
+ * send once the client answered right, undefined while the answer is incomplete, and
+ * null for a wrong key or anything sent before the proof (the connection must end).
+ */
+export function serverHello(hello: FrameReader, handshake: ServerHandshake, chunk: Uint8Array): Uint8Array | undefined | null {
+  const frames = hello.push(chunk);
+  if (frames === undefined) return null;
+  if (frames.length === 0) return undefined;
+  // A client says nothing after its answer until it has the server's proof.
+  const proof = handshake.answer(frames[0]);
+  if (proof === undefined || frames.length > 1 || hello.rest().length > 0) return null;
+  return proof;
+}
+
+/**
+ * The client's side on a fresh connection: answers the challenge and checks the
+ * server's proof. Rejects with `refused()` if the server hangs up (it refused our
+ * answer) and with `impostor()` if its proof is wrong; the socket is then destroyed.
+ * The caller sets its own handlers once this resolves (the server says nothing more
+ * before a request, so nothing follows the proof).
+ */
+export function clientHello(socket: NetSocket, authkey: Uint8Array, refused: () => Error, impostor: () => Error): Promise<void> {
+  const reader = new FrameReader(MAX_HELLO);
+  const handshake = new ClientHandshake(authkey);
+  return new Promise((resolve, reject) => {
+    socket.onClose(() => reject(refused()));
+    let answered = false;
+    socket.onData((chunk) => {
+      for (const frame of reader.push(chunk) ?? []) {
+        if (!answered) {
+          const answer = handshake.answer(frame);
+          if (answer === undefined) return socket.destroy();
+          socket.write(rawFrame(answer));
+          answered = true;
+        } else if (!handshake.verify(frame)) {
+          reject(impostor());
+          return socket.destroy();
+        } else {
+          return resolve();
+        }
+      }
+    });
+  });
 }

@@ -16,13 +16,10 @@
  * @module
  */
 import {
-  ClientHandshake,
+  clientHello,
   encodeMessage,
-  FrameReader,
-  MAX_HELLO,
   type Message,
   MessageReader,
-  rawFrame,
 } from "./_broker_wire.ts";
 import { fromRecord, prepare, toRecord } from "./_codec.ts";
 import { AuthenticationError, ProcessError } from "./errors.ts";
@@ -110,27 +107,13 @@ export async function connectManager(address: NetAddress, authkey: Uint8Array): 
     Object.assign(error, { code: (err as { code?: string }).code });
     throw error;
   }
-  const reader = new FrameReader(MAX_HELLO);
-  const handshake = new ClientHandshake(authkey);
-  return new Promise((resolve, reject) => {
-    socket.onClose(() => reject(new AuthenticationError("digest sent was rejected")));
-    let answered = false;
-    socket.onData((chunk) => {
-      for (const frame of reader.push(chunk) ?? []) {
-        if (!answered) {
-          const answer = handshake.answer(frame);
-          if (answer === undefined) return socket.destroy();
-          socket.write(rawFrame(answer));
-          answered = true;
-        } else if (!handshake.verify(frame)) {
-          reject(new AuthenticationError("digest received was wrong: the server does not hold this key"));
-          return socket.destroy();
-        } else {
-          return resolve(socket);
-        }
-      }
-    });
-  });
+  await clientHello(
+    socket,
+    authkey,
+    () => new AuthenticationError("digest sent was rejected"),
+    () => new AuthenticationError("digest received was wrong: the server does not hold this key"),
+  );
+  return socket;
 }
 
 interface Call {

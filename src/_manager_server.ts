@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, encodeMessage } from "./_broker_wire.ts";
+import { encodeMessage, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
 import { BUILTINS, type CallContext, methodsOf, withCallContext } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
 import {
@@ -220,12 +220,10 @@ export class ManagerServer {
   }
 
   #hello(conn: Conn, chunk: Uint8Array): void {
-    const frames = conn.hello.push(chunk);
-    if (frames === undefined) throw new ProtocolError();
-    if (frames.length === 0) return;
-    const proof = conn.handshake.answer(frames[0]);
+    const proof = serverHello(conn.hello, conn.handshake, chunk);
     // A wrong key, or anything sent before the server's proof, ends the connection here.
-    if (proof === undefined || frames.length > 1 || conn.hello.rest().length > 0) throw new ProtocolError();
+    if (proof === null) throw new ProtocolError();
+    if (proof === undefined) return;
     conn.authed = true;
     conn.socket!.write(rawFrame(proof));
   }
