@@ -146,15 +146,17 @@ for (const method of METHODS) {
     assert.equal(Number(readFileSync(file, "utf8")), 4_000);
   });
 
-  test(`[${method}] the same without the lock can lose updates (documented, not asserted: at most 4,000)`, T, async () => {
+  test(`[${method}] the same without the lock can lose updates (documented, not asserted)`, T, async () => {
     const file = tempPath("counter.txt");
     writeFileSync(file, "0");
     const children = Array.from({ length: 4 }, () => new ctx.Process({ target: s.incrementFile, args: [file, 1_000, null] }));
     for (const p of children) p.start();
     for (const p of children) await p.join(100_000);
-    const total = Number(readFileSync(file, "utf8"));
-    // Python measured 43,466 of 80,000 for the same race; here it depends on scheduling.
-    assert.ok(total > 0 && total <= 4_000, `total ${total}`);
+    assert.deepEqual(children.map((p) => p.exitCode), [0, 0, 0, 0]);
+    // Whatever the file says is the race's outcome (Python measured 43,466 of 80,000 for the
+    // same race): updates get lost, and two unlocked writes can even interleave their bytes
+    // ("999" over "1000" gives "9990"), so no bound holds and none is asserted.
+    assert.match(readFileSync(file, "utf8"), /^\d*$/);
   });
 
   test(`[${method}] Semaphore(2): 2 → 1 → 0, non-blocking acquire fails, releases go past 2 (test_semaphore)`, T, async () => {
