@@ -175,7 +175,7 @@ def queue_metrics(opts):
     print_rates([m[:4] for m in metrics], values)
 
 
-def print_rates(metrics, values):
+def print_rates(metrics, values, digits=1):
     """One ##RESULT line (and a readable one) per (id, label, unit, better) and its round values."""
     r4 = lambda x: float(f"{x:.4g}")
     for (mid, label, unit, better), vs in zip(metrics, values):
@@ -185,7 +185,7 @@ def print_rates(metrics, values):
             "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
             "round_values": [r4(v) for v in vs],
         }, ensure_ascii=False))
-        print(f"  {label:<70} {med:10.1f} {unit}  ({min(vs):.1f}–{max(vs):.1f})")
+        print(f"  {label:<70} {med:10.{digits}f} {unit}  ({min(vs):.{digits}f}–{max(vs):.{digits}f})")
 
 
 def manager_append(shared, n, out):
@@ -255,15 +255,7 @@ def sync_metrics(opts):
         for k in range(len(metrics)):
             i = (k + r) % len(metrics)
             values[i].append(metrics[i][4](metrics[i][5]))
-    r4 = lambda x: float(f"{x:.4g}")
-    for (mid, label, unit, better, _, _), vs in zip(metrics, values):
-        med = statistics.median(vs)
-        print("##RESULT " + json.dumps({
-            "id": mid, "runtime": "python", "col": "python", "label": label, "unit": unit, "better": better,
-            "median": r4(med), "min": r4(min(vs)), "max": r4(max(vs)), "n": len(vs),
-            "round_values": [r4(v) for v in vs],
-        }, ensure_ascii=False))
-        print(f"  {label:<70} {med:10.3f} {unit}  ({min(vs):.3f}–{max(vs):.3f})")
+    print_rates([m[:4] for m in metrics], values, digits=3)
 
 
 def manager_metrics(opts):

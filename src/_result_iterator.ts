@@ -95,9 +95,12 @@ export class ResultIterator<R> implements AsyncIterableIterator<R> {
           this.#inputError = { error };
           break;
         }
-        if (chunk.length > 0 && !this.#finished) this.#submit(chunk);
-        // Reading to the end after close(): let the program breathe between chunks.
-        if (this.#submitted % 1024 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+        if (chunk.length === 0 || this.#finished) continue;
+        this.#submit(chunk);
+        // Reading to the end after close() (no limit): let the program breathe between chunks.
+        if (this.#scheduler.state !== "running" && this.#submitted % 1024 === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
       }
     } finally {
       this.#feeding = false;
