@@ -13,7 +13,7 @@ import { builtin, process } from "./_builtin.ts";
 import { nodeNet } from "./_node_net.ts";
 import { forgetChild, watchChild } from "./_reaper.ts";
 import { nodeSpawnCommand } from "./_spawn.ts";
-import type { Channel, ChildHandle, ChildInit, ExitStatus, RuntimeAdapter, SpawnOptions } from "./types.ts";
+import type { Channel, ChildHandle, ChildInit, ExitStatus, NetAdapter, RuntimeAdapter, SpawnOptions } from "./types.ts";
 
 type WorkerThreads = typeof import("node:worker_threads");
 const workerThreads = () => builtin<WorkerThreads>("node:worker_threads");
@@ -38,6 +38,8 @@ export interface RuntimeTraits {
   checkCanServe?(): void;
   /** Starts a program for `Popen`, where `node:child_process` is not the best way. */
   spawnCommand?: RuntimeAdapter["spawnCommand"];
+  /** Sockets on the runtime's own API, where `node:net` is slower (a manager call is a round trip). */
+  sockets?: Pick<NetAdapter, "listen" | "connect">;
 }
 
 const INIT_KEY = "polyproc.init";
@@ -307,8 +309,22 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
       return (constants.signals as Record<string, number>)[name] ?? 0;
     },
 
-    net: nodeNet(() => traits.checkCanServe?.()),
+    net: withSockets(nodeNet(() => traits.checkCanServe?.()), traits),
 
     spawnCommand: traits.spawnCommand ?? nodeSpawnCommand,
+  };
+}
+
+/** `net` with the runtime's own sockets, if it has them; serving is still checked first. */
+function withSockets(net: NetAdapter, traits: RuntimeTraits): NetAdapter {
+  const own = traits.sockets;
+  if (own === undefined) return net;
+  return {
+    ...net,
+    listen(address, onConnection) {
+      net.checkCanServe();
+      return own.listen(address, onConnection);
+    },
+    connect: own.connect,
   };
 }
