@@ -264,10 +264,22 @@ export function writeMessage(out: Uint8Array, offset: number, header: Uint8Array
 
 /** One message as a frame of its own. */
 export function encodeMessage(header: Record<string, unknown>, items: readonly Uint8Array[] = []): Uint8Array {
-  const head = encodeHeader(header);
-  const out = new Uint8Array(messageSize(head, items));
-  writeMessage(out, 0, head, items);
-  return out;
+  const json = JSON.stringify(header);
+  let size = 8;
+  for (const item of items) size += 4 + item.length;
+  // The header is encoded in place: room for UTF-8's worst case, 3 bytes per UTF-16 unit.
+  const out = new Uint8Array(size + 3 * json.length);
+  const headerLength = encoder.encodeInto(json, out.subarray(8)).written;
+  const view = new DataView(out.buffer);
+  view.setUint32(0, size + headerLength - 4);
+  view.setUint32(4, headerLength);
+  let offset = 8 + headerLength;
+  for (const item of items) {
+    view.setUint32(offset, item.length);
+    out.set(item, offset + 4);
+    offset += 4 + item.length;
+  }
+  return out.subarray(0, offset);
 }
 
 /**

@@ -33,6 +33,8 @@ export const MAX_MANAGER_FRAME = 2 ** 28;
 /** What names an object on a server: Python's `Token`. */
 export interface Token {
   address: NetAddress;
+  /** The server's own name for itself: one server reached by two spellings of its address is still one. */
+  server: string;
   id: number;
   typeid: string;
   exposed: string[];
@@ -41,7 +43,8 @@ export interface Token {
 /** A way to send requests to one server: a socket, or a direct call inside the server's isolate. */
 export interface Link {
   /**
-   * Sends a request and resolves with the reply. When `signal` aborts, the server is
+   * Sends a request and resolves with the reply; `header` is the link's now (it adds
+   * the request number). When `signal` aborts, the server is
    * asked to withdraw the call; the reply still decides (a call that completed
    * first keeps its result, so nothing it took is lost).
    */
@@ -55,7 +58,7 @@ export function addressKey(address: NetAddress): string {
   return typeof address === "string" ? `unix:${address}` : `tcp:${address.host}:${address.port}`;
 }
 
-/** Servers running in this isolate, by address: their proxies skip the socket. */
+/** Servers running in this isolate, by address and by server name: their proxies skip the socket. */
 export const localServers: Map<string, () => Link> = new Map();
 
 /** Bytes for one value (arguments, results, errors). */
@@ -82,10 +85,13 @@ export function isJsonPlain(value: unknown): boolean {
   }
 }
 
-/** A request's header and items for `args`. */
-export function withArgs(header: Record<string, unknown>, args: unknown[], what: string): [Record<string, unknown>, Uint8Array[]] {
-  if (args.every(isJsonPlain)) return [{ ...header, a: args }, []];
-  return [header, [encodeValue(args, what)]];
+const NO_ITEMS: Uint8Array[] = [];
+
+/** A request's header (given `args`) and items, for a call of `name`. */
+export function withArgs(header: Record<string, unknown>, args: unknown[], name: string): [Record<string, unknown>, Uint8Array[]] {
+  if (!args.every(isJsonPlain)) return [header, [encodeValue(args, `${name}() arguments`)]];
+  header.a = args;
+  return [header, NO_ITEMS];
 }
 
 function describeAddress(address: NetAddress): string {
@@ -169,11 +175,12 @@ export class SocketLink implements Link {
     this.#pending.clear();
   }
 
-  request(header: Record<string, unknown>, items: Uint8Array[] = [], signal?: AbortSignal): Promise<Message> {
+  request(header: Record<string, unknown>, items: Uint8Array[] = NO_ITEMS, signal?: AbortSignal): Promise<Message> {
     if (this.#lost) return Promise.reject(this.#lost);
     const r = this.#nextR++;
     const reply = new Promise<Message>((resolve, reject) => this.#pending.set(r, { resolve, reject }));
-    this.#send({ ...header, r }, items);
+    header.r = r;
+    this.#send(header, items);
     if (signal === undefined) return reply;
     const cancel = () => this.notify({ op: "cancel", r });
     signal.addEventListener("abort", cancel, { once: true });
@@ -183,7 +190,7 @@ export class SocketLink implements Link {
   }
 
   notify(header: Record<string, unknown>): void {
-    if (!this.#lost) this.#send(header, []);
+    if (!this.#lost) this.#send(header, NO_ITEMS);
   }
 
   // Everything sent in one turn leaves in one write: pipelined calls cost one syscall.
@@ -224,10 +231,10 @@ function concat(frames: Uint8Array[]): Uint8Array {
 const links = new Map<string, SocketLink>();
 const keys = new Map<string, Uint8Array>();
 
-/** The link of this isolate to the server at `address` (made on first use). */
-export function linkFor(address: NetAddress, authkey: Uint8Array): Link {
+/** The link of this isolate to the server at `address` (made on first use); `server` is its name, if known. */
+export function linkFor(address: NetAddress, authkey: Uint8Array, server?: string): Link {
   const key = addressKey(address);
-  const local = localServers.get(key);
+  const local = (server !== undefined ? localServers.get(server) : undefined) ?? localServers.get(key);
   if (local !== undefined) return local();
   let link = links.get(key);
   if (link === undefined || !sameBytes(keys.get(key)!, authkey)) {
@@ -256,7 +263,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function replyValue(m: Message, address: NetAddress, authkey: Uint8Array, link: Link): unknown {
   const h = m.header;
   if (typeof h.id === "number") {
-    return makeProxy({ address, id: h.id, typeid: String(h.t), exposed: h.x as string[] }, authkey, link);
+    return makeProxy({ address, server: String(h.s), id: h.id, typeid: String(h.t), exposed: h.x as string[] }, authkey, link);
   }
   if ("v" in h) return h.v;
   const value = m.items.length > 0 ? decodeValue(m.items[0]) : undefined;
@@ -284,7 +291,7 @@ export class BaseProxy {
   #closed = false;
 
   /** @internal Proxies come from a manager's factories, or from being received. */
-  constructor(token: Token, authkey: Uint8Array, link: Link = linkFor(token.address, authkey)) {
+  constructor(token: Token, authkey: Uint8Array, link: Link = linkFor(token.address, authkey, token.server)) {
     this.#token = token;
     this.#authkey = authkey;
     this.#link = link;
@@ -310,7 +317,7 @@ export class BaseProxy {
     if (this.#closed) throw new ProcessError(`Cannot call ${method}() on a ${this.typeid} proxy: proxy is closed`);
     const { signal } = options;
     if (signal?.aborted) throw signal.reason;
-    const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, `${method}() arguments`);
+    const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, method);
     const reply = await this.#link.request(header, items, signal);
     // Withdrawn by the server: the caller sees its own abort reason.
     if (reply.header.e && reply.header.c) throw signal?.reason;
@@ -325,9 +332,9 @@ export class BaseProxy {
     this.#link.notify({ op: "decref", id: this.#token.id });
   }
 
-  /** @internal The address of the proxy's server. */
-  get _address(): NetAddress {
-    return this.#token.address;
+  /** @internal The name of the proxy's server. */
+  get _server(): string {
+    return this.#token.server;
   }
 
   /** @internal The state a copy is rebuilt from; the server is told a copy is on its way. */
@@ -735,7 +742,7 @@ const KINDS: Record<string, new (token: Token, authkey: Uint8Array, link: Link) 
 };
 
 /** The proxy kind for a token's typeid. */
-export function makeProxy(token: Token, authkey: Uint8Array, link = linkFor(token.address, authkey)): BaseProxy {
+export function makeProxy(token: Token, authkey: Uint8Array, link = linkFor(token.address, authkey, token.server)): BaseProxy {
   const kind = KINDS[token.typeid];
   return kind === undefined ? autoProxy(token, authkey, link) : new kind(token, authkey, link);
 }
@@ -745,8 +752,9 @@ for (const cls of [...new Set(Object.values(KINDS)), AutoProxyBase]) {
     reduce: (proxy: BaseProxy) => proxy._reduce(),
     rebuild(state) {
       const { token, authkey } = state as { token: Token; authkey: Uint8Array };
-      const proxy = makeProxy(token, authkey);
-      linkFor(token.address, authkey).notify({ op: "adopt", id: token.id });
+      const link = linkFor(token.address, authkey, token.server);
+      const proxy = makeProxy(token, authkey, link);
+      link.notify({ op: "adopt", id: token.id });
       return proxy;
     },
   });

@@ -136,6 +136,8 @@ function isIterator(value: unknown): value is Iterator<unknown> {
  */
 export class ManagerServer {
   readonly address: NetAddress;
+  /** A name no other server has (tokens carry it), whatever spelling of the address clients use. */
+  readonly id: string = [...runtime.net.randomBytes(8)].map((b) => b.toString(16).padStart(2, "0")).join("");
   #key: Uint8Array;
   #registry = new Map<string, RegistryEntry>();
   #factories = new Map<string, Promise<(...args: unknown[]) => unknown>>();
@@ -163,7 +165,9 @@ export class ManagerServer {
     const listener = await runtime.net.listen(init.address, (socket) => server ? server.#accept(socket) : socket.destroy());
     server = new ManagerServer(init, listener.address);
     server.#listener = listener;
-    localServers.set(addressKey(server.address), () => server!.#localLink());
+    const link = () => server!.#localLink();
+    localServers.set(addressKey(server.address), link);
+    localServers.set(server.id, link);
     return server;
   }
 
@@ -178,6 +182,7 @@ export class ManagerServer {
     this.#listener.close();
     this.#listener = undefined;
     localServers.delete(addressKey(this.address));
+    localServers.delete(this.id);
     for (const conn of this.#conns) this.#drop(conn);
     this.#objects.clear();
     this.#done();
@@ -263,14 +268,13 @@ export class ManagerServer {
             return signal;
           },
         };
-        return void this.#reply(conn, r, () => this.#call(context, id, name, args), holder)
-          .finally(() => signal !== undefined && conn.calls.delete(r));
+        return this.#answer(conn, r, holder, () => this.#call(context, id, name, args), () => signal !== undefined && conn.calls.delete(r));
       }
       case "cancel":
         return conn.calls.get(int(h.r))?.abort(WITHDRAWN);
       case "create": {
         const [r, typeid, args] = [int(h.r), str(h.t), this.#args(m)];
-        return void this.#reply(conn, r, () => this.#create(typeid, args), holder);
+        return this.#answer(conn, r, holder, () => this.#create(typeid, args));
       }
       case "lend":
         return this.#count(int(h.id), (held) => held.lent++);
@@ -324,32 +328,57 @@ export class ManagerServer {
     if (held.refs.size === 0 && held.lent === 0) this.#objects.delete(id);
   }
 
-  /** Runs `work` and sends its outcome: a value, a new object, or the error. */
-  async #reply(conn: Conn, r: number, work: () => unknown, holder: Holder): Promise<void> {
+  /**
+   * Runs `work` and sends its outcome: a value, a new object, or the error. A method
+   * that returns a value (most do) is answered in this turn, with no promise made.
+   */
+  #answer(conn: Conn, r: number, holder: Holder, work: () => unknown, done?: () => void): void {
     let value: unknown;
     try {
-      value = await work();
-      if (value instanceof NewObject) {
-        const held = value.held;
-        const id = this.#nextId++;
-        held.refs.set(holder, 1);
-        this.#objects.set(id, held);
-        return conn.send({ r, id, t: held.typeid, x: [...held.exposed] });
-      }
-      if (value === undefined) return conn.send({ r });
-      if (isJsonPlain(value)) return conn.send({ r, v: value });
-      return conn.send({ r }, [encodeValue(value, "the result")]);
+      value = work();
     } catch (err) {
-      // A call its client withdrew says so (the client rejects with its own reason).
-      if (err === WITHDRAWN) return conn.send({ r, e: 1, c: 1 });
-      let bytes: Uint8Array;
-      try {
-        bytes = encodeValue(err, "the error");
-      } catch {
-        bytes = encodeValue(new RemoteError(String((err as Error)?.name), String((err as Error)?.message ?? err)), "the error");
-      }
-      return conn.send({ r, e: 1 }, [bytes]);
+      done?.();
+      return this.#fail(conn, r, err);
     }
+    if (!isThenable(value)) {
+      done?.();
+      return this.#succeed(conn, r, value, holder);
+    }
+    value.then(
+      (v) => (done?.(), this.#succeed(conn, r, v, holder)),
+      (err) => (done?.(), this.#fail(conn, r, err)),
+    );
+  }
+
+  #succeed(conn: Conn, r: number, value: unknown, holder: Holder): void {
+    if (value instanceof NewObject) {
+      const held = value.held;
+      const id = this.#nextId++;
+      held.refs.set(holder, 1);
+      this.#objects.set(id, held);
+      return conn.send({ r, id, s: this.id, t: held.typeid, x: [...held.exposed] });
+    }
+    if (value === undefined) return conn.send({ r });
+    if (isJsonPlain(value)) return conn.send({ r, v: value });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(value, "the result");
+    } catch (err) {
+      return this.#fail(conn, r, err);
+    }
+    conn.send({ r }, [bytes]);
+  }
+
+  #fail(conn: Conn, r: number, err: unknown): void {
+    // A call its client withdrew says so (the client rejects with its own reason).
+    if (err === WITHDRAWN) return conn.send({ r, e: 1, c: 1 });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(err, "the error");
+    } catch {
+      bytes = encodeValue(new RemoteError(String((err as Error)?.name), String((err as Error)?.message ?? err)), "the error");
+    }
+    conn.send({ r, e: 1 }, [bytes]);
   }
 
   async #create(typeid: string, args: unknown[]): Promise<NewObject> {
@@ -376,26 +405,33 @@ export class ManagerServer {
    * rebuilt proxy gives up its reference at once.
    */
   #referent(value: unknown): unknown {
-    if (!(value instanceof BaseProxy) || addressKey(value._address) !== addressKey(this.address)) return value;
+    if (!(value instanceof BaseProxy) || value._server !== this.id) return value;
     const held = this.#objects.get(value.id);
     value.close();
     if (held === undefined) throw new ProcessError(`The manager holds no object ${value.id} (it was freed)`);
     return held.obj;
   }
 
-  async #call(context: CallContext, id: number, method: string, args: unknown[]): Promise<unknown> {
+  /** Calls the method; its value, or a promise of it when the method is async. */
+  #call(context: CallContext, id: number, method: string, args: unknown[]): unknown {
     const held = this.#objects.get(id);
     if (held === undefined) throw new ProcessError(`The manager holds no object ${id} (it was freed)`);
     const fn = (held.obj as Record<string, unknown>)[method];
     if (!held.exposed.has(method) || typeof fn !== "function") {
       throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
     }
-    const result = await withCallContext(context, () => fn.apply(held.obj, args));
-    if (isIterator(result) && !BUILTINS.has(held.typeid)) {
-      return new NewObject({ obj: new IteratorObject(result), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
-    }
-    return result;
+    const result = withCallContext(context, () => fn.apply(held.obj, args));
+    // An iterator a registered type returns is walked from afar, through a proxy.
+    const wrap = (value: unknown) =>
+      isIterator(value) && !BUILTINS.has(held.typeid)
+        ? new NewObject({ obj: new IteratorObject(value), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 })
+        : value;
+    return isThenable(result) ? result.then(wrap) : wrap(result);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 }
 
 /** A method's result that becomes an object on the server, returned as a proxy. */

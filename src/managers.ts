@@ -276,7 +276,7 @@ export class BaseManager {
       throw new ProcessError(`Cannot create a ${typeid}: the manager is ${this.#state === "initial" ? "not started" : "shut down"}`);
     }
     const link = this.#link();
-    const reply = await link.request(...withArgs({ op: "create", t: typeid }, args, `${typeid}() arguments`));
+    const reply = await link.request(...withArgs({ op: "create", t: typeid }, args, typeid));
     return replyValue(reply, this.#address!, this.#authkey, link) as BaseProxy;
   }
 

@@ -393,6 +393,27 @@ for (const method of METHODS) {
     await assert.rejects(manager.Condition(await manager.Semaphore()), TypeError, "a Semaphore is not a lock");
   });
 
+  test(`[${method}] a lock reached through another spelling of the server's address is still that server's lock`, T, async () => {
+    const authkey = "one key for both spellings";
+    await using manager = new Manager({ ...opts, authkey });
+    await manager.start();
+    const { path } = manager.address as { path: string };
+    const elsewhere = path.replace(/\/([^/]+)$/, "/./$1");
+    assert.notEqual(elsewhere, path);
+    const client = new Manager({ address: { path: elsewhere }, authkey });
+    await client.connect();
+    try {
+      const lock = await client.Lock();
+      const cond = await manager.Condition(lock);
+      await cond.acquire();
+      assert.equal(await lock.locked(), true, "the Condition holds the client's lock");
+      await cond.release();
+      assert.equal(await lock.locked(), false);
+    } finally {
+      await client.close();
+    }
+  });
+
   test(`[${method}] Barrier action runs in the server once per pass, before release; one that throws breaks the barrier`, T, async () => {
     await using manager = new ActionManager(opts);
     await manager.start();
