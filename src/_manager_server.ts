@@ -176,16 +176,16 @@ export class ManagerServer {
     return this.#finished;
   }
 
-  /** Stops listening and drops every connection. */
+  /** Stops listening and drops every connection; {@linkcode ManagerServer.serveForever} resolves once nobody can connect. */
   shutdown(): void {
     if (this.#listener === undefined) return;
-    this.#listener.close();
+    const closed = this.#listener.close();
     this.#listener = undefined;
     localServers.delete(addressKey(this.address));
     localServers.delete(this.id);
     for (const conn of this.#conns) this.#drop(conn);
     this.#objects.clear();
-    this.#done();
+    void closed.then(this.#done);
   }
 
   /** A link for proxies inside this isolate: calls go straight to the dispatcher. */

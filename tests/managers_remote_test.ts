@@ -160,6 +160,7 @@ test("the client refuses a server that does not hold its key (the check goes bot
 test("connect() to an address where nobody listens is ProcessError with code ECONNREFUSED", T, async () => {
   const { server, port } = await localServer();
   server.shutdown();
+  await server.serveForever();
   const m = new Manager({ address: { host: HOST, port }, authkey: KEY });
   await assert.rejects(m.connect(), (e: Error & { code?: string }) => e instanceof ProcessError && e.code === "ECONNREFUSED");
 });

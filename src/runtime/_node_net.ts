@@ -124,7 +124,8 @@ export function nodeNet(checkCanServe: () => void): NetAdapter {
           const address = typeof path === "string" || where === null || typeof where === "string"
             ? path
             : { host: path.host, port: where.port };
-          resolve({ close: () => server.close(), address });
+          // Node closes the listening socket at once (the callback waits for open connections).
+          resolve({ close: () => (server.close(), Promise.resolve()), address });
         };
         if (typeof path === "string") server.listen(path, bound);
         else server.listen(path.port, path.host, bound);

@@ -131,8 +131,8 @@ export type NetAddress = string | { host: string; port: number };
 
 /** A listening unix-socket (or TCP) server. */
 export interface NetServer {
-  /** Stops accepting connections and removes the socket file. */
-  close(): void;
+  /** Stops accepting connections and removes the socket file; resolves once the address refuses connections. */
+  close(): Promise<void>;
   /** The bound address: the path, or the host and the real port (port 0 asked for any). */
   readonly address: NetAddress;
 }

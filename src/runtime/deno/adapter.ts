@@ -11,6 +11,7 @@
 import { StartMethodError } from "../../errors.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
+import { denoSockets } from "./net.ts";
 import { denoSpawnCommand } from "./spawn.ts";
 
 interface DenoGlobal {
@@ -81,4 +82,5 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   // A unix socket in a private temporary folder: the folder's name comes from TMPDIR
   // (env), and a listen without net permission kills the program asynchronously.
   checkCanServe: () => requirePermissions("broker", ["read", "write", "net", "env"]),
+  sockets: denoSockets,
 });
