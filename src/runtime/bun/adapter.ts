@@ -7,6 +7,7 @@
 import { builtin, process } from "../_builtin.ts";
 import { nodeApiAdapter } from "../_node_api.ts";
 import type { RuntimeAdapter } from "../types.ts";
+import { bunSockets } from "./net.ts";
 import { bunSpawnCommand } from "./spawn.ts";
 
 interface BunGlobal {
@@ -22,5 +23,6 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   isMainModule: (meta) => (meta as { main?: boolean }).main === true,
   workerEntry: (entry) => ({ url: entry }),
   spawnCommand: bunSpawnCommand,
+  sockets: bunSockets,
   processArgs: (entryPath) => [...process.execArgv, entryPath],
 });
