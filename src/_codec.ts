@@ -7,6 +7,7 @@
  * @module
  */
 import { runtime } from "./runtime/detect.ts";
+import { decodePortable, encodePortable } from "./_portable.ts";
 import { pack, unpack } from "./serialization.ts";
 
 /** Record tags: the first byte of every record's payload. */
@@ -20,6 +21,9 @@ export const Tag = {
   BYTES: 7,
   PLAIN: 8,
   TAGGED: 9,
+  /** PLAIN and TAGGED in the portable format (src/_portable.ts): for a peer on another runtime. */
+  PORTABLE_PLAIN: 10,
+  PORTABLE_TAGGED: 11,
 } as const;
 
 /** An item already turned into bytes: a string, raw bytes, or a serialized value. */
@@ -57,11 +61,11 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * Makes an item ready for a FIFO.
+ * Makes an item ready for a FIFO; `portable` for a reader on another runtime.
  *
  * @throws {TypeError} naming the part of `value` that cannot be copied.
  */
-export function prepare(value: unknown, what = "item"): Prepared {
+export function prepare(value: unknown, what = "item", portable = false): Prepared {
   switch (typeof value) {
     case "number":
     case "boolean":
@@ -74,6 +78,7 @@ export function prepare(value: unknown, what = "item"): Prepared {
   // Bytes travel as bytes: no serializer on either side (it costs more than the copy).
   if (value instanceof Uint8Array && value.constructor === Uint8Array) return new Encoded(Tag.BYTES, value.slice());
   const packed = pack(value, what, "bytes");
+  if (portable) return new Encoded(packed.t ? Tag.PORTABLE_TAGGED : Tag.PORTABLE_PLAIN, encodePortable(packed.v, what));
   try {
     return new Encoded(packed.t ? Tag.TAGGED : Tag.PLAIN, runtime.serialize(packed.v));
   } catch (err) {
@@ -96,6 +101,9 @@ export function decodeEncoded(tag: number, bytes: Uint8Array): unknown {
     case Tag.PLAIN:
     case Tag.TAGGED:
       return unpack({ v: runtime.deserialize(bytes), t: tag === Tag.TAGGED });
+    case Tag.PORTABLE_PLAIN:
+    case Tag.PORTABLE_TAGGED:
+      return unpack({ v: decodePortable(bytes), t: tag === Tag.PORTABLE_TAGGED });
     default:
       throw new TypeError(`Corrupt queue record (tag ${tag})`);
   }

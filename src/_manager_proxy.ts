@@ -51,6 +51,10 @@ export interface Link {
   request(header: Record<string, unknown>, items?: Uint8Array[], signal?: AbortSignal): Promise<Message>;
   /** Sends a message that has no reply (lend, adopt, decref), in order with requests. */
   notify(header: Record<string, unknown>): void;
+  /** Whether values must be written portably (the server runs on another runtime); undefined until known. */
+  readonly portable: boolean | undefined;
+  /** Resolves once connected, with {@linkcode Link.portable}. */
+  ready(): Promise<boolean>;
 }
 
 /** A key for an address, for maps. */
@@ -61,9 +65,9 @@ export function addressKey(address: NetAddress): string {
 /** Servers running in this isolate, by address and by server name: their proxies skip the socket. */
 export const localServers: Map<string, () => Link> = new Map();
 
-/** Bytes for one value (arguments, results, errors). */
-export function encodeValue(value: unknown, what: string): Uint8Array {
-  return toRecord(prepare(value, what));
+/** Bytes for one value (arguments, results, errors); `portable` for a peer on another runtime. */
+export function encodeValue(value: unknown, what: string, portable = false): Uint8Array {
+  return toRecord(prepare(value, what, portable));
 }
 
 export const decodeValue: (bytes: Uint8Array) => unknown = fromRecord;
@@ -88,8 +92,8 @@ export function isJsonPlain(value: unknown): boolean {
 const NO_ITEMS: Uint8Array[] = [];
 
 /** A request's header (given `args`) and items, for a call of `name`. */
-export function withArgs(header: Record<string, unknown>, args: unknown[], name: string): [Record<string, unknown>, Uint8Array[]] {
-  if (!args.every(isJsonPlain)) return [header, [encodeValue(args, `${name}() arguments`)]];
+export function withArgs(header: Record<string, unknown>, args: unknown[], name: string, portable: boolean): [Record<string, unknown>, Uint8Array[]] {
+  if (!args.every(isJsonPlain)) return [header, [encodeValue(args, `${name}() arguments`, portable)]];
   header.a = args;
   return [header, NO_ITEMS];
 }
@@ -127,50 +131,107 @@ interface Call {
   reject(error: unknown): void;
 }
 
+/** The name of a manager's thread channel: requests to `server`, or replies to its client `client`. */
+export function channelName(server: string, client?: string): string {
+  return client === undefined ? `polyproc.manager.${server}` : `polyproc.manager.${server}.${client}`;
+}
+
+/** A BroadcastChannel, with Node's ref()/unref(). */
+type Channel = BroadcastChannel & { ref?(): void; unref?(): void };
+
 /** One socket to a server, shared by this isolate's proxies; connects on first use. */
 export class SocketLink implements Link {
   readonly address: NetAddress;
   #socket: Promise<NetSocket>;
   #pending = new Map<number, Call>();
   #nextR = 1;
-  #out: Uint8Array[] = [];
+  #out: Message[] = [];
   #scheduled = false;
   #lost: Error | undefined;
   #onLost: () => void;
+  /** When the server runs in this process: requests go to it, and replies come back, by thread channels. */
+  #channel: { id: string; requests: Channel; replies: Channel } | undefined;
+  portable: boolean | undefined;
 
   constructor(address: NetAddress, authkey: Uint8Array, onLost: () => void = () => {}) {
     this.address = address;
     this.#onLost = onLost;
-    this.#socket = connectManager(address, authkey).then((socket) => {
+    this.#socket = connectManager(address, authkey).then(async (socket) => {
       const reader = new MessageReader(MAX_MANAGER_FRAME);
       socket.onData((chunk) => {
         const messages = reader.push(chunk);
         if (messages === undefined) return socket.destroy();
-        for (const m of messages) {
-          const call = this.#pending.get(m.header.r as number);
-          if (call === undefined) continue;
-          this.#pending.delete(m.header.r as number);
-          call.resolve(m);
-        }
+        this.#receive(messages);
         if (this.#pending.size === 0) socket.unref();
       });
       socket.onClose(() => this.#fail(new ProcessError(`Lost the connection to the manager at ${describeAddress(address)}`)));
-      // Idle proxies must not keep a program alive; a call in flight does.
-      if (this.#pending.size === 0) socket.unref();
+      // Each side says how it writes values; a server on another runtime gets portable ones.
+      const hello = await this.#ask(socket, { op: "hello", f: runtime.serialFormat });
+      this.portable = hello.header.f !== runtime.serialFormat;
+      if (runtime.net.threadChannels && hello.header.p === runtime.pid && typeof hello.header.s === "string") {
+        await this.#openChannel(socket, hello.header.s);
+      }
+      // Idle proxies must not keep a program alive; a call in flight does. The socket stays
+      // open when calls go by channel: its end tells the server that this client is gone.
+      if (this.#pending.size === 0) this.#unref(socket);
       return socket;
     });
     this.#socket.catch((err) => this.#fail(err));
   }
 
-  /** Resolves once connected and authenticated. */
-  async ready(): Promise<void> {
+  /** A request on the socket itself, before the link is ready. */
+  #ask(socket: NetSocket, header: Record<string, unknown>): Promise<Message> {
+    const r = this.#nextR++;
+    const reply = new Promise<Message>((resolve, reject) => this.#pending.set(r, { resolve, reject }));
+    socket.write(encodeMessage({ ...header, r }));
+    return reply;
+  }
+
+  #receive(messages: Message[]): void {
+    for (const m of messages) {
+      const call = this.#pending.get(m.header.r as number);
+      if (call === undefined) continue;
+      this.#pending.delete(m.header.r as number);
+      call.resolve(m);
+    }
+    if (this.#pending.size === 0 && this.#channel !== undefined) this.#channel.replies.unref?.();
+  }
+
+  /**
+   * Moves calls to thread channels: a server in this process (same pid) answers a probe
+   * on this client's channel. One in another pid namespace cannot, and the socket stays.
+   */
+  async #openChannel(socket: NetSocket, server: string): Promise<void> {
+    const id = [...runtime.net.randomBytes(16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const replies: Channel = new BroadcastChannel(channelName(server, id));
+    let probed!: () => void;
+    const probe = new Promise<void>((resolve) => (probed = resolve));
+    replies.onmessage = (e) => (e.data === "probe" ? probed() : this.#receive(e.data as Message[]));
+    await this.#ask(socket, { op: "channel", c: id });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reached = await Promise.race([probe.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 5_000, false)))]);
+    clearTimeout(timer);
+    if (reached) this.#channel = { id, requests: new BroadcastChannel(channelName(server)), replies };
+    else replies.close();
+  }
+
+  #unref(socket: NetSocket): void {
+    socket.unref();
+    this.#channel?.replies.unref?.();
+  }
+
+  /** Resolves once connected and authenticated, with {@linkcode SocketLink.portable}. */
+  async ready(): Promise<boolean> {
     await this.#socket;
+    return this.portable!;
   }
 
   #fail(err: Error): void {
     if (this.#lost) return;
     this.#lost = err;
     this.#onLost();
+    this.#channel?.requests.close();
+    this.#channel?.replies.close();
     for (const call of this.#pending.values()) call.reject(err);
     this.#pending.clear();
   }
@@ -193,16 +254,22 @@ export class SocketLink implements Link {
     if (!this.#lost) this.#send(header, NO_ITEMS);
   }
 
-  // Everything sent in one turn leaves in one write: pipelined calls cost one syscall.
+  // Everything sent in one turn leaves in one write (or one post): pipelined calls cost one syscall.
   #send(header: Record<string, unknown>, items: Uint8Array[]): void {
-    this.#out.push(encodeMessage(header, items));
+    this.#out.push({ header, items });
     if (this.#scheduled) return;
     this.#scheduled = true;
     void this.#socket.then((socket) => {
       this.#scheduled = false;
-      const frames = this.#out;
+      const messages = this.#out;
       this.#out = [];
+      const channel = this.#channel;
+      if (channel !== undefined) {
+        if (this.#pending.size > 0) channel.replies.ref?.();
+        return channel.requests.postMessage({ c: channel.id, m: messages });
+      }
       if (this.#pending.size > 0) socket.ref();
+      const frames = messages.map((m) => encodeMessage(m.header, m.items));
       socket.write(frames.length === 1 ? frames[0] : concat(frames));
     }, () => {});
   }
@@ -317,7 +384,9 @@ export class BaseProxy {
     if (this.#closed) throw new ProcessError(`Cannot call ${method}() on a ${this.typeid} proxy: proxy is closed`);
     const { signal } = options;
     if (signal?.aborted) throw signal.reason;
-    const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, method);
+    const link = this.#link;
+    const portable = link.portable ?? await link.ready();
+    const [header, items] = withArgs({ op: "call", id: this.#token.id, m: method }, args, method, portable);
     const reply = await this.#link.request(header, items, signal);
     // Withdrawn by the server: the caller sees its own abort reason.
     if (reply.header.e && reply.header.c) throw signal?.reason;

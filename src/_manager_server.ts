@@ -17,6 +17,7 @@ import "./_manager_sync.ts";
 import {
   addressKey,
   BaseProxy,
+  channelName,
   decodeValue,
   encodeValue,
   isJsonPlain,
@@ -86,7 +87,13 @@ class Conn {
   abort = new AbortController();
   /** Calls in progress that the client may withdraw ("cancel"), by request number. */
   calls = new Map<number, AbortController>();
-  #out: Uint8Array[] = [];
+  /** Whether the client runs on another runtime: values it gets are then written portably. */
+  portable = false;
+  /** A client in this process: its channel's name, and where its replies go once it calls that way. */
+  channelId: string | undefined;
+  channel: BroadcastChannel | undefined;
+  viaChannel = false;
+  #out: Message[] = [];
   #scheduled = false;
 
   constructor(readonly socket: NetSocket | undefined, key: Uint8Array, readonly deliver?: (m: Message) => void) {
@@ -96,14 +103,16 @@ class Conn {
   send(header: Record<string, unknown>, items: Uint8Array[] = []): void {
     if (!this.alive) return;
     if (this.deliver) return this.deliver({ header, items });
-    this.#out.push(encodeMessage(header, items));
+    this.#out.push({ header, items });
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      const frames = this.#out;
+      const messages = this.#out;
       this.#out = [];
-      if (!this.alive || frames.length === 0) return;
+      if (!this.alive || messages.length === 0) return;
+      if (this.viaChannel) return this.channel!.postMessage(messages);
+      const frames = messages.map((m) => encodeMessage(m.header, m.items));
       const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
       if (frames.length > 1) frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
       this.socket!.write(bytes, (error) => error && this.socket!.destroy());
@@ -144,6 +153,9 @@ export class ManagerServer {
   #objects = new Map<number, Held>();
   #nextId = 1;
   #conns = new Set<Conn>();
+  /** Clients in this process that call by thread channel, by channel id; and the channel their requests come on. */
+  #channels = new Map<string, Conn>();
+  #requests: BroadcastChannel | undefined;
   #listener: NetServer | undefined;
   #helloTimeout: number;
   #done!: () => void;
@@ -184,6 +196,7 @@ export class ManagerServer {
     localServers.delete(addressKey(this.address));
     localServers.delete(this.id);
     for (const conn of this.#conns) this.#drop(conn);
+    this.#requests?.close();
     this.#objects.clear();
     void closed.then(this.#done);
   }
@@ -197,6 +210,8 @@ export class ManagerServer {
           this.#dispatch(conn, { header: { ...header, r: 0 }, items }, this.#local);
         }),
       notify: (header) => this.#dispatch(this.#local, { header, items: [] }),
+      portable: false,
+      ready: () => Promise.resolve(false),
     };
   }
 
@@ -211,17 +226,53 @@ export class ManagerServer {
     });
     socket.onData((chunk) => {
       if (!conn.alive) return;
-      try {
-        if (!conn.authed) return this.#hello(conn, chunk);
-        const messages = conn.messages.push(chunk);
-        if (messages === undefined) throw new ProtocolError();
-        for (const m of messages) if (conn.alive) this.#dispatch(conn, m);
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) console.error("polyproc manager:", err);
-        this.#drop(conn);
-      }
+      if (!conn.authed) return this.#guard(conn, () => this.#hello(conn, chunk));
+      this.#receive(conn, conn.messages.push(chunk));
     });
     socket.write(rawFrame(conn.handshake.challenge));
+  }
+
+  /** Messages from `conn`; anything malformed (undefined: a bad frame) drops it. */
+  #receive(conn: Conn, messages: unknown[] | undefined): void {
+    this.#guard(conn, () => {
+      if (messages === undefined) throw new ProtocolError();
+      for (const m of messages) {
+        if (!isMessage(m)) throw new ProtocolError();
+        if (conn.alive) this.#dispatch(conn, m);
+      }
+    });
+  }
+
+  #guard(conn: Conn, work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) console.error("polyproc manager:", err);
+      this.#drop(conn);
+    }
+  }
+
+  /**
+   * A client in this process asked to call by thread channel: its replies will go on
+   * the one named after it (a probe there proves it hears), once it calls that way.
+   */
+  #openChannel(conn: Conn, r: number, id: string): void {
+    if (!/^[0-9a-f]{32}$/.test(id) || conn.socket === undefined || conn.channelId !== undefined) throw new ProtocolError();
+    if (this.#requests === undefined) {
+      this.#requests = new BroadcastChannel(channelName(this.id));
+      this.#requests.onmessage = (e: MessageEvent) => {
+        const { c, m } = (e.data ?? {}) as { c?: unknown; m?: unknown };
+        const from = this.#channels.get(c as string);
+        if (from === undefined || !from.alive) return;
+        from.viaChannel = true;
+        this.#receive(from, Array.isArray(m) ? m : undefined);
+      };
+    }
+    conn.channelId = id;
+    conn.channel = new BroadcastChannel(channelName(this.id, id));
+    this.#channels.set(id, conn);
+    conn.channel.postMessage("probe");
+    conn.send({ r });
   }
 
   #hello(conn: Conn, chunk: Uint8Array): void {
@@ -243,6 +294,8 @@ export class ManagerServer {
     conn.alive = false;
     conn.abort.abort(new ProcessError("the client disconnected"));
     this.#conns.delete(conn);
+    conn.channel?.close();
+    this.#channels.delete(conn.channelId!);
     for (const [id, held] of this.#objects) {
       if (held.refs.delete(conn)) this.#freeIfUnheld(id, held);
     }
@@ -289,6 +342,11 @@ export class ManagerServer {
           if (n <= 1) held.refs.delete(holder);
           else held.refs.set(holder, n - 1);
         });
+      case "hello":
+        conn.portable = str(h.f) !== runtime.serialFormat;
+        return conn.send({ r: int(h.r), f: runtime.serialFormat, p: runtime.pid, s: this.id });
+      case "channel":
+        return this.#openChannel(conn, int(h.r), str(h.c));
       case "count":
         return conn.send({ r: int(h.r), v: this.#objects.size });
       case "ping":
@@ -362,7 +420,7 @@ export class ManagerServer {
     if (isJsonPlain(value)) return conn.send({ r, v: value });
     let bytes: Uint8Array;
     try {
-      bytes = encodeValue(value, "the result");
+      bytes = encodeValue(value, "the result", conn.portable);
     } catch (err) {
       return this.#fail(conn, r, err);
     }
@@ -374,9 +432,10 @@ export class ManagerServer {
     if (err === WITHDRAWN) return conn.send({ r, e: 1, c: 1 });
     let bytes: Uint8Array;
     try {
-      bytes = encodeValue(err, "the error");
+      bytes = encodeValue(err, "the error", conn.portable);
     } catch {
-      bytes = encodeValue(new RemoteError(String((err as Error)?.name), String((err as Error)?.message ?? err)), "the error");
+      const remote = new RemoteError(String((err as Error)?.name), String((err as Error)?.message ?? err));
+      bytes = encodeValue(remote, "the error", conn.portable);
     }
     conn.send({ r, e: 1 }, [bytes]);
   }
@@ -428,6 +487,11 @@ export class ManagerServer {
         : value;
     return isThenable(result) ? result.then(wrap) : wrap(result);
   }
+}
+
+function isMessage(value: unknown): value is Message {
+  const m = value as Message | undefined;
+  return typeof m?.header === "object" && m.header !== null && Array.isArray(m.items) && m.items.every((i) => i instanceof Uint8Array);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

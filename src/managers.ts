@@ -20,7 +20,6 @@ import {
   NamespaceProxy,
   QueueProxy,
   replyValue,
-  SocketLink,
   ValueProxy,
   withArgs,
 } from "./_manager_proxy.ts";
@@ -262,7 +261,7 @@ export class BaseManager {
     this.#check("connect", "initial");
     if (this.#address === undefined) throw new ProcessError("Cannot connect: the manager has no address");
     const link = linkFor(this.#address, this.#authkey);
-    if (link instanceof SocketLink) await link.ready();
+    await link.ready();
     this.#state = "connected";
   }
 
@@ -276,7 +275,7 @@ export class BaseManager {
       throw new ProcessError(`Cannot create a ${typeid}: the manager is ${this.#state === "initial" ? "not started" : "shut down"}`);
     }
     const link = this.#link();
-    const reply = await link.request(...withArgs({ op: "create", t: typeid }, args, typeid));
+    const reply = await link.request(...withArgs({ op: "create", t: typeid }, args, typeid, link.portable ?? await link.ready()));
     return replyValue(reply, this.#address!, this.#authkey, link) as BaseProxy;
   }
 

@@ -5,13 +5,14 @@
 import assert from "node:assert/strict";
 import { createConnection, createServer, type Socket } from "node:net";
 import { test } from "node:test";
-import { AuthenticationError, BaseManager, Manager, Process, ProcessError } from "../mod.ts";
+import { fileURLToPath } from "node:url";
+import { AuthenticationError, BaseManager, type DictProxy, Manager, Process, ProcessError, run } from "../mod.ts";
 import { ClientHandshake, encodeMessage, type Message, MessageReader, rawFrame } from "../src/_broker_wire.ts";
 import { connectManager, MAX_MANAGER_FRAME } from "../src/_manager_proxy.ts";
 import { ManagerServer } from "../src/_manager_server.ts";
 import type { NetSocket } from "../src/runtime/types.ts";
-import { QueueManager, self as t } from "./fixtures/manager_targets.ts";
-import { METHODS } from "./_helpers.ts";
+import { QueueManager, richValue, self as t } from "./fixtures/manager_targets.ts";
+import { fixture, METHODS, runtimeKey } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 const KEY = "a 32-byte secret for the tests!!";
@@ -116,6 +117,48 @@ for (const method of METHODS) {
     }
   });
 }
+
+/** The next runtime round (node → bun → deno → node): the three runs of this file try each pair once. */
+function foreignRuntime(file: string): { name: string; argv: string[] } {
+  const bin = (name: string) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
+  switch (runtimeKey) {
+    case "node":
+      return { name: "bun", argv: [bin("bun"), file] };
+    case "bun":
+      return { name: "deno", argv: [bin("deno"), "run", "--allow-read", "--allow-net", "--allow-env", file] };
+    default:
+      return { name: "node", argv: ["node", "--import", "tsx", file] };
+  }
+}
+
+test(`a client on another runtime (${foreignRuntime("").name}) uses the server: values cross both ways in the portable format`, T, async () => {
+  await using server = new QueueManager({ address: { host: HOST, port: 0 }, authkey: KEY });
+  await server.start();
+  const q = await server.getQueue();
+  await q.put(richValue());
+  const { port } = server.address as { port: number };
+  const other = foreignRuntime(fixture("programs/manager_foreign_client.ts"));
+  const result = await run([...other.argv, String(port), KEY], {
+    captureOutput: true,
+    text: true,
+    timeout: 60_000,
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+  });
+  assert.equal(result.returncode, 0, `the ${other.name} client failed: ${result.stderr}`);
+  const seen = JSON.parse(result.stdout as string);
+  assert.deepEqual(seen, { keys: Object.keys(richValue()), big: String(-(2n ** 70n)), error: "RangeError: bad range" });
+
+  const { error: backError, ...back } = await q.get() as Record<string, unknown>;
+  const { error: _, ...expected } = richValue();
+  assert.deepStrictEqual(back, expected, "the value came back whole from the other runtime");
+  assert.ok(Object.is((((back.map as Map<string, unknown[]>).get("two"))![1]), -0), "-0 kept");
+  assert.ok(backError instanceof RangeError && backError.message === "bad range");
+
+  const d = await q.get() as DictProxy<string, unknown>;
+  const { error: mineError, ...mine } = await d.get("mine") as Record<string, unknown>;
+  assert.deepStrictEqual(mine, expected, "a proxy the other runtime made, and the value it set");
+  assert.ok(mineError instanceof RangeError);
+});
 
 test("a wrong authkey is AuthenticationError, and the server keeps serving the right one", T, async () => {
   await using server = new Manager({ address: { host: HOST, port: 0 }, authkey: KEY });

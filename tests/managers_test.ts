@@ -543,6 +543,21 @@ for (const method of METHODS) {
     await assert.rejects(manager.create("Nope"), RemoteError);
   });
 
+  test(`[${method}] a child killed while its get() waits in the server takes no item (its call is withdrawn)`, T, async () => {
+    await using manager = new Manager({ context: method });
+    await manager.start();
+    const q = await manager.Queue<number>();
+    const parked = await manager.Event();
+    const p = new Process({ target: t.blockInGet, args: [q, parked], context: method });
+    p.start();
+    assert.equal(await parked.wait(30_000), true, "the child's get() reached the server");
+    p.kill();
+    await p.join(30_000);
+    assert.notEqual(p.exitCode, null);
+    await q.put(1);
+    assert.equal(await q.get({ timeout: 20_000 }), 1, "the item is still there");
+  });
+
 }
 
 test("a value that cannot be copied is a TypeError at the call site, and the proxy keeps working (test_remote's put(time.sleep))", T, async () => {

@@ -87,6 +87,8 @@ class NodeSocket implements NetSocket {
 export function nodeNet(checkCanServe: () => void): NetAdapter {
   return {
     checkCanServe,
+    // Node: 45k round trips/s between threads by BroadcastChannel, 19k by node:net.
+    threadChannels: true,
 
     makePrivateDir(prefix: string): string {
       const dir = fs().mkdtempSync(join(tempBase(prefix), prefix));

@@ -96,6 +96,8 @@ export interface RuntimeAdapter {
   serialize(value: unknown): Uint8Array;
   /** Decodes what {@linkcode RuntimeAdapter.serialize} wrote. */
   deserialize(bytes: Uint8Array): unknown;
+  /** Names the format of {@linkcode RuntimeAdapter.serialize}: peers that say the same read each other's bytes. */
+  readonly serialFormat: string;
   /** Unix sockets, private folders and HMAC: what the broker needs. */
   readonly net: NetAdapter;
   /**
@@ -151,6 +153,11 @@ export interface NetAdapter {
   listen(path: NetAddress, onConnection: (socket: NetSocket) => void): Promise<NetServer>;
   /** Connects to the unix socket `path` (or a TCP address); rejects with an error whose `code` says why ("ENOENT"). */
   connect(path: NetAddress): Promise<NetSocket>;
+  /**
+   * Whether a BroadcastChannel between this process's threads answers faster than a
+   * unix socket (then a manager's clients in the server's process use one).
+   */
+  readonly threadChannels: boolean;
   /** `size` cryptographically random bytes. */
   randomBytes(size: number): Uint8Array;
   /** HMAC-SHA256 of `data` under `key` (32 bytes). */

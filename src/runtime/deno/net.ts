@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { builtin } from "../_builtin.ts";
 import type { NetAdapter, NetAddress, NetServer, NetSocket } from "../types.ts";
 
 interface DenoConn {
@@ -51,9 +52,22 @@ class DenoSocket implements NetSocket {
   #queued = 0;
   #writing = false;
   #full = false;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  /** Whether the conn's reads keep the program alive (in a worker); else the timer does. */
+  #holds: boolean;
 
   constructor(conn: DenoConn, tcp: boolean) {
     this.#conn = conn;
+    // Deno 2.9: in a worker, a conn whose reads were unref()'d outlives the worker's
+    // termination (then a killed child's connection never ends, and the server keeps
+    // its calls). So in a worker reads stay ref'd: a polyproc worker child ends by
+    // exit() whatever it holds open. Elsewhere reads never hold the program; a timer
+    // does, while the socket is ref'd (unref() then ref() on a conn has the same bug).
+    this.#holds = !builtin<typeof import("node:worker_threads")>("node:worker_threads").isMainThread;
+    if (!this.#holds) {
+      conn.unref();
+      this.ref();
+    }
     // A request is one small write that waits for its reply: Nagle would hold it back.
     if (tcp) conn.setNoDelay?.(true);
     void this.#readLoop();
@@ -115,6 +129,7 @@ class DenoSocket implements NetSocket {
   #end(error: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.unref();
     try {
       this.#conn.close();
     } catch {
@@ -140,10 +155,11 @@ class DenoSocket implements NetSocket {
     this.#end(new Error("socket is closed"));
   }
   ref(): void {
-    if (!this.#closed) this.#conn.ref();
+    if (!this.#closed && !this.#holds && this.#keepAlive === undefined) this.#keepAlive = setInterval(() => {}, 2 ** 30);
   }
   unref(): void {
-    if (!this.#closed) this.#conn.unref();
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
   }
 }
 
