@@ -131,9 +131,13 @@ interface Call {
   reject(error: unknown): void;
 }
 
-/** The name of a manager's thread channel: requests to `server`, or replies to its client `client`. */
-export function channelName(server: string, client?: string): string {
-  return client === undefined ? `polyproc.manager.${server}` : `polyproc.manager.${server}.${client}`;
+/**
+ * The names of the thread channels between `server` and one client: one per direction,
+ * each with a single listener (a BroadcastChannel without one queues what it hears).
+ */
+export function channelNames(server: string, client: string): { requests: string; replies: string } {
+  const name = `polyproc.manager.${server}.${client}`;
+  return { requests: `${name}.requests`, replies: `${name}.replies` };
 }
 
 /** A BroadcastChannel, with Node's ref()/unref(). */
@@ -150,7 +154,7 @@ export class SocketLink implements Link {
   #lost: Error | undefined;
   #onLost: () => void;
   /** When the server runs in this process: requests go to it, and replies come back, by thread channels. */
-  #channel: { id: string; requests: Channel; replies: Channel } | undefined;
+  #channel: { requests: Channel; replies: Channel } | undefined;
   portable: boolean | undefined;
 
   constructor(address: NetAddress, authkey: Uint8Array, onLost: () => void = () => {}) {
@@ -203,7 +207,8 @@ export class SocketLink implements Link {
    */
   async #openChannel(socket: NetSocket, server: string): Promise<void> {
     const id = [...runtime.net.randomBytes(16)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    const replies: Channel = new BroadcastChannel(channelName(server, id));
+    const names = channelNames(server, id);
+    const replies: Channel = new BroadcastChannel(names.replies);
     let probed!: () => void;
     const probe = new Promise<void>((resolve) => (probed = resolve));
     replies.onmessage = (e) => (e.data === "probe" ? probed() : this.#receive(e.data as Message[]));
@@ -211,7 +216,7 @@ export class SocketLink implements Link {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const reached = await Promise.race([probe.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 5_000, false)))]);
     clearTimeout(timer);
-    if (reached) this.#channel = { id, requests: new BroadcastChannel(channelName(server)), replies };
+    if (reached) this.#channel = { requests: new BroadcastChannel(names.requests), replies };
     else replies.close();
   }
 
@@ -266,7 +271,7 @@ export class SocketLink implements Link {
       const channel = this.#channel;
       if (channel !== undefined) {
         if (this.#pending.size > 0) channel.replies.ref?.();
-        return channel.requests.postMessage({ c: channel.id, m: messages });
+        return channel.requests.postMessage(messages);
       }
       if (this.#pending.size > 0) socket.ref();
       const frames = messages.map((m) => encodeMessage(m.header, m.items));

@@ -17,7 +17,7 @@ import "./_manager_sync.ts";
 import {
   addressKey,
   BaseProxy,
-  channelName,
+  channelNames,
   decodeValue,
   encodeValue,
   isJsonPlain,
@@ -89,9 +89,8 @@ class Conn {
   calls = new Map<number, AbortController>();
   /** Whether the client runs on another runtime: values it gets are then written portably. */
   portable = false;
-  /** A client in this process: its channel's name, and where its replies go once it calls that way. */
-  channelId: string | undefined;
-  channel: BroadcastChannel | undefined;
+  /** A client in this process: the thread channels its requests come on and its replies go on (once it calls that way). */
+  channels: { requests: BroadcastChannel; replies: BroadcastChannel } | undefined;
   viaChannel = false;
   #out: Message[] = [];
   #scheduled = false;
@@ -111,7 +110,7 @@ class Conn {
       const messages = this.#out;
       this.#out = [];
       if (!this.alive || messages.length === 0) return;
-      if (this.viaChannel) return this.channel!.postMessage(messages);
+      if (this.viaChannel) return this.channels!.replies.postMessage(messages);
       const frames = messages.map((m) => encodeMessage(m.header, m.items));
       const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
       if (frames.length > 1) frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
@@ -153,9 +152,6 @@ export class ManagerServer {
   #objects = new Map<number, Held>();
   #nextId = 1;
   #conns = new Set<Conn>();
-  /** Clients in this process that call by thread channel, by channel id; and the channel their requests come on. */
-  #channels = new Map<string, Conn>();
-  #requests: BroadcastChannel | undefined;
   #listener: NetServer | undefined;
   #helloTimeout: number;
   #done!: () => void;
@@ -196,7 +192,6 @@ export class ManagerServer {
     localServers.delete(addressKey(this.address));
     localServers.delete(this.id);
     for (const conn of this.#conns) this.#drop(conn);
-    this.#requests?.close();
     this.#objects.clear();
     void closed.then(this.#done);
   }
@@ -257,21 +252,15 @@ export class ManagerServer {
    * the one named after it (a probe there proves it hears), once it calls that way.
    */
   #openChannel(conn: Conn, r: number, id: string): void {
-    if (!/^[0-9a-f]{32}$/.test(id) || conn.socket === undefined || conn.channelId !== undefined) throw new ProtocolError();
-    if (this.#requests === undefined) {
-      this.#requests = new BroadcastChannel(channelName(this.id));
-      this.#requests.onmessage = (e: MessageEvent) => {
-        const { c, m } = (e.data ?? {}) as { c?: unknown; m?: unknown };
-        const from = this.#channels.get(c as string);
-        if (from === undefined || !from.alive) return;
-        from.viaChannel = true;
-        this.#receive(from, Array.isArray(m) ? m : undefined);
-      };
-    }
-    conn.channelId = id;
-    conn.channel = new BroadcastChannel(channelName(this.id, id));
-    this.#channels.set(id, conn);
-    conn.channel.postMessage("probe");
+    if (!/^[0-9a-f]{32}$/.test(id) || conn.socket === undefined || conn.channels !== undefined) throw new ProtocolError();
+    const names = channelNames(this.id, id);
+    const channels = conn.channels = { requests: new BroadcastChannel(names.requests), replies: new BroadcastChannel(names.replies) };
+    channels.requests.onmessage = (e: MessageEvent) => {
+      if (!conn.alive) return;
+      conn.viaChannel = true;
+      this.#receive(conn, Array.isArray(e.data) ? e.data : undefined);
+    };
+    channels.replies.postMessage("probe");
     conn.send({ r });
   }
 
@@ -294,8 +283,8 @@ export class ManagerServer {
     conn.alive = false;
     conn.abort.abort(new ProcessError("the client disconnected"));
     this.#conns.delete(conn);
-    conn.channel?.close();
-    this.#channels.delete(conn.channelId!);
+    conn.channels?.requests.close();
+    conn.channels?.replies.close();
     for (const [id, held] of this.#objects) {
       if (held.refs.delete(conn)) this.#freeIfUnheld(id, held);
     }
