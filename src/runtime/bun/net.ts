@@ -52,6 +52,8 @@ interface Pending {
   done: ((error?: Error) => void) | undefined;
 }
 
+const SENT: Pending = { bytes: new Uint8Array(0), done: undefined };
+
 /** Calls a handler given to this file; what it throws reaches the program, not Bun's `error` handler. */
 function call<T>(handler: (value: T) => void, value: T): void {
   try {
@@ -183,8 +185,12 @@ class BunSocket implements NetSocket {
       }
       n -= left;
       this.#sent = 0;
-      this.#head++;
+      this.#pending[this.#head++] = SENT; // let the bytes go before the whole queue is out
       if (done) queueMicrotask(done);
+    }
+    if (this.#head > 1024 && 2 * this.#head > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
     }
   }
 
