@@ -152,10 +152,10 @@ const QUEUE_FAMILIES = {
   q_small: { short: "Queue small ints", title: "Queue throughput, 200,000 small ints, one producer child → the parent", unit: "items/s", better: "higher" },
   q_bytes: { short: "Queue 10 KiB items", title: "Queue throughput, 20,000 × 10 KiB Uint8Array (Py: bytes), one producer child → the parent", unit: "MiB/s", better: "higher" },
   pipe_rt: { short: "Pipe round trip", title: "Pipe round trip, parent → echo child → parent, small int, mean of 10,000 after warm-up", unit: "µs", better: "lower" },
-  mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()" },
+  mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child after 2,000 untimed (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()" },
   sync_lock: { short: "Lock acquire+release", title: "Lock: acquire, increment, release, uncontended, in one thread (\"process\": a brokered Lock, two round trips)", unit: "µs", better: "lower", py: "`with v.get_lock(): v.value += 1`", noRaw: true },
   sync_contend: { short: "Lock, 2 contending", title: "Lock: 2 children each increment one Value under its lock", unit: "increments/s", better: "higher", py: "2 processes, Value lock", noRaw: true },
-  mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()" },
+  mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child after 1,000 untimed, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()" },
 };
 const RAW_ANCHOR = {
   worker: "raw: `node:worker_threads` Worker, `parentPort.postMessage`",

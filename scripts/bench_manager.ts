@@ -5,7 +5,10 @@
  * - mgr_dict: one child makes `pairs` × (`await d.set(k, i)`, `await d.get(k)`) on a
  *   `Manager().dict()`; the unit is round trips per second (two per pair).
  * The server runs under the same start method as the child. Each round starts a fresh
- * manager and child; only the child's loop is timed.
+ * manager and child; only the child's loop is timed, after `warm` untimed calls of the
+ * same kind: the rate is the steady one, once the JIT has compiled the call path (a cold
+ * Node child spends its first few thousand calls at half speed). Python's anchor warms
+ * up the same way (scripts/bench_python.py), though an interpreter gains nothing by it.
  *
  *   node --import tsx scripts/bench_manager.ts [--rounds=3] [--warmup=1] [--appends=10000] [--pairs=5000]
  *
@@ -17,15 +20,23 @@ import { type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Proc
 
 type Method = "worker" | "process";
 
-/** Child: appends `n` ints and stores the elapsed milliseconds in `out`. */
+/** Untimed calls before the timed ones, so that the rate is the steady one. */
+export const WARM = 2_000;
+
+/** Child: appends `n` ints (after WARM untimed) and stores the elapsed milliseconds in `out`. */
 export async function appendLoop(li: ListProxy<number>, n: number, out: ValueProxy<number>): Promise<void> {
+  for (let i = 0; i < WARM; i++) await li.append(-1);
   const t0 = performance.now();
   for (let i = 0; i < n; i++) await li.append(i);
   await out.set(performance.now() - t0);
 }
 
-/** Child: `n` set/get pairs on one key; stores the elapsed milliseconds in `out`. */
+/** Child: `n` set/get pairs on one key (after WARM / 2 untimed); stores the elapsed milliseconds in `out`. */
 export async function dictLoop(d: DictProxy<string, number>, n: number, out: ValueProxy<number>): Promise<void> {
+  for (let i = 0; i < WARM / 2; i++) {
+    await d.set("k", i);
+    await d.get("k");
+  }
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     await d.set("k", i);
@@ -49,7 +60,7 @@ async function measure(method: Method, kind: "append" | "dict", n: number): Prom
     await p.join(120_000);
     if (p.exitCode !== 0) throw new Error(`the ${kind} child ended with ${p.exitCode}`);
     const ms = await out.get();
-    if (kind === "append" && (await (obj as ListProxy).length()) !== n) throw new Error("appends were lost");
+    if (kind === "append" && (await (obj as ListProxy).length()) !== WARM + n) throw new Error("appends were lost");
     return ((kind === "append" ? n : 2 * n) / ms) * 1000;
   } finally {
     await manager.shutdown();

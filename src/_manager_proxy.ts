@@ -21,6 +21,7 @@ import {
   type Message,
   MessageReader,
 } from "./_broker_wire.ts";
+import { stayAwake } from "./_awake.ts";
 import { fromRecord, prepare, toRecord } from "./_codec.ts";
 import { AuthenticationError, ProcessError } from "./errors.ts";
 import { runtime } from "./runtime/detect.ts";
@@ -269,11 +270,13 @@ export class SocketLink implements Link {
       const messages = this.#out;
       this.#out = [];
       const channel = this.#channel;
+      const waiting = this.#pending.size > 0;
+      if (waiting) stayAwake();
       if (channel !== undefined) {
-        if (this.#pending.size > 0) channel.replies.ref?.();
+        if (waiting) channel.replies.ref?.();
         return channel.requests.postMessage(messages);
       }
-      if (this.#pending.size > 0) socket.ref();
+      if (waiting) socket.ref();
       const frames = messages.map((m) => encodeMessage(m.header, m.items));
       socket.write(frames.length === 1 ? frames[0] : concat(frames));
     }, () => {});

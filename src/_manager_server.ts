@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { stayAwake } from "./_awake.ts";
 import { encodeMessage, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
 import { BUILTINS, type CallContext, methodsOf, withCallContext } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
@@ -110,6 +111,8 @@ class Conn {
       const messages = this.#out;
       this.#out = [];
       if (!this.alive || messages.length === 0) return;
+      // The client's next request tends to follow its reply at once.
+      stayAwake();
       if (this.viaChannel) return this.channels!.replies.postMessage(messages);
       const frames = messages.map((m) => encodeMessage(m.header, m.items));
       const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));

@@ -40,6 +40,8 @@ export interface RuntimeTraits {
   spawnCommand?: RuntimeAdapter["spawnCommand"];
   /** Sockets on the runtime's own API, where `node:net` is slower (a manager call is a round trip). */
   sockets?: Pick<NetAdapter, "listen" | "connect">;
+  /** {@linkcode RuntimeAdapter.pollSoon}, where setImmediate is not the way (undefined: none). */
+  pollSoon?: RuntimeAdapter["pollSoon"];
 }
 
 const INIT_KEY = "polyproc.init";
@@ -302,6 +304,8 @@ export function nodeApiAdapter(traits: RuntimeTraits): RuntimeAdapter {
 
     // Bun's node:v8 writes JSC's clone format; Node's and Deno's V8 read each other's.
     serialFormat: traits.key === "bun" ? "jsc" : "v8",
+
+    pollSoon: "pollSoon" in traits ? traits.pollSoon : (callback) => void setImmediate(callback),
 
     deserialize(bytes: Uint8Array): unknown {
       return builtin<typeof import("node:v8")>("node:v8").deserialize(bytes);

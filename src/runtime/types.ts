@@ -98,6 +98,11 @@ export interface RuntimeAdapter {
   deserialize(bytes: Uint8Array): unknown;
   /** Names the format of {@linkcode RuntimeAdapter.serialize}: peers that say the same read each other's bytes. */
   readonly serialFormat: string;
+  /**
+   * Runs `callback` on a coming turn of the event loop, after it polled for I/O without
+   * sleeping; undefined where no way of doing that pays (then nobody stays awake).
+   */
+  readonly pollSoon: ((callback: () => void) => void) | undefined;
   /** Unix sockets, private folders and HMAC: what the broker needs. */
   readonly net: NetAdapter;
   /**

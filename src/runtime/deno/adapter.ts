@@ -83,4 +83,7 @@ export const adapter: RuntimeAdapter = nodeApiAdapter({
   // (env), and a listen without net permission kills the program asynchronously.
   checkCanServe: () => requirePermissions("broker", ["read", "write", "net", "env"]),
   sockets: denoSockets,
+  // No pollSoon: a chain of setImmediate or of 0 ms timers left a manager call no faster
+  // on Deno (and a socket ping-pong with a read loop half as fast).
+  pollSoon: undefined,
 });
