@@ -239,14 +239,14 @@ const nobody: CallContext = { caller: {}, signal: new AbortController().signal }
 let current: CallContext = nobody;
 
 /**
- * Runs `fn` as a call from `ctx`. A method reads {@linkcode callContext} before its
- * first await (it runs synchronously until then), so no argument carries it and a
- * client cannot forge it.
+ * Calls `fn` on `self` with `args` as a call from `ctx`. A method reads
+ * {@linkcode callContext} before its first await (it runs synchronously until then),
+ * so no argument carries it and a client cannot forge it.
  */
-export function withCallContext<R>(ctx: CallContext, fn: () => R): R {
+export function callAs(ctx: CallContext, fn: (...args: unknown[]) => unknown, self: object, args: unknown[]): unknown {
   current = ctx;
   try {
-    return fn();
+    return fn.apply(self, args);
   } finally {
     current = nobody;
   }

@@ -148,6 +148,8 @@ type Channel = BroadcastChannel & { ref?(): void; unref?(): void };
 export class SocketLink implements Link {
   readonly address: NetAddress;
   #socket: Promise<NetSocket>;
+  /** The socket, once ready for calls. */
+  #connected: NetSocket | undefined;
   #pending = new Map<number, Call>();
   #nextR = 1;
   #out: Message[] = [];
@@ -179,6 +181,7 @@ export class SocketLink implements Link {
       // Idle proxies must not keep a program alive; a call in flight does. The socket stays
       // open when calls go by channel: its end tells the server that this client is gone.
       if (this.#pending.size === 0) this.#unref(socket);
+      this.#connected = socket;
       return socket;
     });
     this.#socket.catch((err) => this.#fail(err));
@@ -265,22 +268,28 @@ export class SocketLink implements Link {
     this.#out.push({ header, items });
     if (this.#scheduled) return;
     this.#scheduled = true;
-    void this.#socket.then((socket) => {
-      this.#scheduled = false;
-      const messages = this.#out;
-      this.#out = [];
-      const channel = this.#channel;
-      const waiting = this.#pending.size > 0;
-      if (waiting) stayAwake();
-      if (channel !== undefined) {
-        if (waiting) channel.replies.ref?.();
-        return channel.requests.postMessage(messages);
-      }
-      if (waiting) socket.ref();
-      const frames = messages.map((m) => encodeMessage(m.header, m.items));
-      socket.write(frames.length === 1 ? frames[0] : concat(frames));
-    }, () => {});
+    if (this.#connected !== undefined) queueMicrotask(this.#flush);
+    else void this.#socket.then(this.#flush, () => {});
   }
+
+  #flush = (): void => {
+    this.#scheduled = false;
+    const messages = this.#out;
+    this.#out = [];
+    // Lost meanwhile: the calls were failed already.
+    if (this.#lost) return;
+    const socket = this.#connected!;
+    const channel = this.#channel;
+    const waiting = this.#pending.size > 0;
+    if (waiting) stayAwake();
+    if (channel !== undefined) {
+      if (waiting) channel.replies.ref?.();
+      return channel.requests.postMessage(messages);
+    }
+    if (waiting) socket.ref();
+    const frames = messages.map((m) => encodeMessage(m.header, m.items));
+    socket.write(frames.length === 1 ? frames[0] : concat(frames));
+  };
 
   /** Closes the socket: the server drops this isolate's references. */
   async close(): Promise<void> {

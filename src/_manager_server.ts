@@ -13,7 +13,7 @@
  */
 import { stayAwake } from "./_awake.ts";
 import { encodeMessage, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
-import { BUILTINS, type CallContext, methodsOf, withCallContext } from "./_manager_objects.ts";
+import { BUILTINS, callAs, type CallContext, methodsOf } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
 import {
   addressKey,
@@ -298,28 +298,21 @@ export class ManagerServer {
     const h = m.header;
     switch (h.op) {
       case "call": {
-        const [r, id, name, args] = [int(h.r), int(h.id), str(h.m), this.#args(m)];
-        // Only a method that can wait (a queue's get, a lock's acquire) reads its signal, before
-        // its first await: it is made then. AbortSignal.any and its garbage cost more than an append.
-        let signal: AbortSignal | undefined;
-        const context: CallContext = {
-          caller: holder,
-          get signal() {
-            if (signal === undefined) {
-              const call = new AbortController();
-              conn.calls.set(r, call);
-              signal = AbortSignal.any([conn.abort.signal, call.signal]);
-            }
-            return signal;
-          },
-        };
-        return this.#answer(conn, r, holder, () => this.#call(context, id, name, args), () => signal !== undefined && conn.calls.delete(r));
+        const call = new Call(conn, int(h.r), holder);
+        const id = int(h.id), name = str(h.m), args = this.#args(m);
+        let value: unknown;
+        try {
+          value = this.#call(call, id, name, args);
+        } catch (err) {
+          return this.#answer(call, Promise.reject(err));
+        }
+        return this.#answer(call, value);
       }
       case "cancel":
         return conn.calls.get(int(h.r))?.abort(WITHDRAWN);
       case "create": {
-        const [r, typeid, args] = [int(h.r), str(h.t), this.#args(m)];
-        return this.#answer(conn, r, holder, () => this.#create(typeid, args));
+        const call = new Call(conn, int(h.r), holder);
+        return this.#answer(call, this.#create(str(h.t), this.#args(m)));
       }
       case "lend":
         return this.#count(int(h.id), (held) => held.lent++);
@@ -379,24 +372,18 @@ export class ManagerServer {
   }
 
   /**
-   * Runs `work` and sends its outcome: a value, a new object, or the error. A method
-   * that returns a value (most do) is answered in this turn, with no promise made.
+   * Sends a call's outcome: a value, a new object, or the error. A method that returns
+   * a value (most do) is answered in this turn, with no promise made.
    */
-  #answer(conn: Conn, r: number, holder: Holder, work: () => unknown, done?: () => void): void {
-    let value: unknown;
-    try {
-      value = work();
-    } catch (err) {
-      done?.();
-      return this.#fail(conn, r, err);
-    }
+  #answer(call: Call, value: unknown): void {
+    const { conn, r, caller } = call;
     if (!isThenable(value)) {
-      done?.();
-      return this.#succeed(conn, r, value, holder);
+      call.done();
+      return this.#succeed(conn, r, value, caller);
     }
     value.then(
-      (v) => (done?.(), this.#succeed(conn, r, v, holder)),
-      (err) => (done?.(), this.#fail(conn, r, err)),
+      (v) => (call.done(), this.#succeed(conn, r, v, caller)),
+      (err) => (call.done(), this.#fail(conn, r, err)),
     );
   }
 
@@ -471,14 +458,15 @@ export class ManagerServer {
     if (!held.exposed.has(method) || typeof fn !== "function") {
       throw new RemoteError("AttributeError", `method '${method}' of '${held.typeid}' object is not exposed`);
     }
-    const result = withCallContext(context, () => fn.apply(held.obj, args));
-    // An iterator a registered type returns is walked from afar, through a proxy.
-    const wrap = (value: unknown) =>
-      isIterator(value) && !BUILTINS.has(held.typeid)
-        ? new NewObject({ obj: new IteratorObject(value), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 })
-        : value;
-    return isThenable(result) ? result.then(wrap) : wrap(result);
+    const result = callAs(context, fn as (...args: unknown[]) => unknown, held.obj, args);
+    return isThenable(result) ? result.then((value) => walked(held, value)) : walked(held, result);
   }
+}
+
+/** An iterator a registered type returns is walked from afar, through a proxy. */
+function walked(held: Held, value: unknown): unknown {
+  if (!isIterator(value) || BUILTINS.has(held.typeid)) return value;
+  return new NewObject({ obj: new IteratorObject(value), typeid: "Iterator", exposed: new Set(["next"]), refs: new Map(), lent: 0 });
 }
 
 function isMessage(value: unknown): value is Message {
@@ -488,6 +476,31 @@ function isMessage(value: unknown): value is Message {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
+}
+
+/**
+ * One call: who makes it, and its signal, made only if the method reads it (a queue's
+ * get, a lock's acquire; before its first await). AbortSignal.any and its garbage cost
+ * more than an append, so other calls go without.
+ */
+class Call implements CallContext {
+  #signal: AbortSignal | undefined;
+
+  constructor(readonly conn: Conn, readonly r: number, readonly caller: Holder) {}
+
+  get signal(): AbortSignal {
+    if (this.#signal === undefined) {
+      const withdraw = new AbortController();
+      this.conn.calls.set(this.r, withdraw);
+      this.#signal = AbortSignal.any([this.conn.abort.signal, withdraw.signal]);
+    }
+    return this.#signal;
+  }
+
+  /** The call is answered: it can no longer be withdrawn. */
+  done(): void {
+    if (this.#signal !== undefined) this.conn.calls.delete(this.r);
+  }
 }
 
 /** A method's result that becomes an object on the server, returned as a proxy. */

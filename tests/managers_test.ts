@@ -548,12 +548,24 @@ for (const method of METHODS) {
     await manager.start();
     const q = await manager.Queue<number>();
     const parked = await manager.Event();
-    const p = new Process({ target: t.blockInGet, args: [q, parked], context: method });
+    // Held by the child alone once the parent closes its proxy: freed when the server sees the child go.
+    const childs = await manager.list();
+    const p = new Process({ target: t.blockInGet, args: [q, parked, childs], context: method });
     p.start();
     assert.equal(await parked.wait(30_000), true, "the child's get() reached the server");
+    childs.close();
+    const before = await manager.numberOfObjects();
     p.kill();
     await p.join(30_000);
     assert.notEqual(p.exitCode, null);
+    // A put racing the server's notice of the end could still meet the dead get (as in Python).
+    let now = before;
+    const counting = setInterval(() => void manager.numberOfObjects().then((n) => (now = n)), 25);
+    try {
+      await waitUntil(() => now < before, "the server saw the child's connection end");
+    } finally {
+      clearInterval(counting);
+    }
     await q.put(1);
     assert.equal(await q.get({ timeout: 20_000 }), 1, "the item is still there");
   });
