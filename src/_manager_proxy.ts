@@ -21,7 +21,7 @@ import {
   type Message,
   MessageReader,
 } from "./_broker_wire.ts";
-import { stayAwake } from "./_awake.ts";
+import { Waker } from "./_awake.ts";
 import { fromRecord, prepare, toRecord } from "./_codec.ts";
 import { AuthenticationError, ProcessError } from "./errors.ts";
 import { runtime } from "./runtime/detect.ts";
@@ -158,6 +158,7 @@ export class SocketLink implements Link {
   #onLost: () => void;
   /** When the server runs in this process: requests go to it, and replies come back, by thread channels. */
   #channel: { requests: Channel; replies: Channel } | undefined;
+  #waker = new Waker();
   portable: boolean | undefined;
 
   constructor(address: NetAddress, authkey: Uint8Array, onLost: () => void = () => {}) {
@@ -196,6 +197,7 @@ export class SocketLink implements Link {
   }
 
   #receive(messages: Message[]): void {
+    this.#waker.answered();
     for (const m of messages) {
       const call = this.#pending.get(m.header.r as number);
       if (call === undefined) continue;
@@ -281,7 +283,7 @@ export class SocketLink implements Link {
     const socket = this.#connected!;
     const channel = this.#channel;
     const waiting = this.#pending.size > 0;
-    if (waiting) stayAwake();
+    if (waiting) this.#waker.sent();
     if (channel !== undefined) {
       if (waiting) channel.replies.ref?.();
       return channel.requests.postMessage(messages);

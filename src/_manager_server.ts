@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { stayAwake } from "./_awake.ts";
+import { Waker } from "./_awake.ts";
 import { encodeMessage, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
 import { BUILTINS, callAs, type CallContext, methodsOf } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
@@ -93,6 +93,7 @@ class Conn {
   /** A client in this process: the thread channels its requests come on and its replies go on (once it calls that way). */
   channels: { requests: BroadcastChannel; replies: BroadcastChannel } | undefined;
   viaChannel = false;
+  waker = new Waker();
   #out: Message[] = [];
   #scheduled = false;
 
@@ -112,7 +113,7 @@ class Conn {
       this.#out = [];
       if (!this.alive || messages.length === 0) return;
       // The client's next request tends to follow its reply at once.
-      stayAwake();
+      this.waker.sent();
       if (this.viaChannel) return this.channels!.replies.postMessage(messages);
       const frames = messages.map((m) => encodeMessage(m.header, m.items));
       const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
@@ -232,6 +233,7 @@ export class ManagerServer {
 
   /** Messages from `conn`; anything malformed (undefined: a bad frame) drops it. */
   #receive(conn: Conn, messages: unknown[] | undefined): void {
+    conn.waker.answered();
     this.#guard(conn, () => {
       if (messages === undefined) throw new ProtocolError();
       for (const m of messages) {
