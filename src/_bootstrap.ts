@@ -17,7 +17,7 @@ import { unpack } from "./serialization.ts";
 import { loadTarget } from "./target.ts";
 // Loaded for their handles: a queue, pipe end, lock, ... among the arguments is rebuilt by them.
 import "./queues.ts";
-import "./_manager_proxy.ts";
+import { releaseAll } from "./_manager_proxy.ts";
 import "./synchronize.ts";
 import "./sharedctypes.ts";
 import { closeAllConnections } from "./connection.ts";
@@ -74,5 +74,6 @@ await Process.finishChildren();
 flushAll(); // what the target put must reach the queue before the child ends
 await flushBrokered();
 await settleBrokers(); // the broker has every ack: nothing this child got is delivered again
+await releaseAll(); // managers have dropped what this child held: its parent sees it freed
 closeAllConnections();
 runtime.exit(code);

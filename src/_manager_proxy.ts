@@ -293,6 +293,15 @@ export class SocketLink implements Link {
     socket.write(frames.length === 1 ? frames[0] : concat(frames));
   };
 
+  /** Asks the server to drop this isolate's references and waits (at most `timeout` ms), then closes. */
+  async release(timeout: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)));
+    await Promise.race([this.request({ op: "release" }).catch(() => {}), late]);
+    clearTimeout(timer);
+    await this.close();
+  }
+
   /** Closes the socket: the server drops this isolate's references. */
   async close(): Promise<void> {
     this.#fail(new ProcessError(`The connection to the manager at ${describeAddress(this.address)} is closed`));
@@ -331,6 +340,17 @@ export function linkFor(address: NetAddress, authkey: Uint8Array, server?: strin
     keys.set(key, authkey);
   }
   return link;
+}
+
+/**
+ * Gives up every reference this isolate holds and closes its links, once each server
+ * said it dropped them (at most `timeout` ms each): a child's last step, so that its
+ * parent, once join() returns, sees what only the child held freed (Python's child
+ * sends its decrefs at exit and waits for each).
+ */
+export async function releaseAll(timeout = 2_000): Promise<void> {
+  await Promise.all([...links.values()].map((link) => link.release(timeout)));
+  links.clear();
 }
 
 /** Forgets (and closes) this isolate's link to `address`. */

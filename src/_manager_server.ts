@@ -290,6 +290,11 @@ export class ManagerServer {
     this.#conns.delete(conn);
     conn.channels?.requests.close();
     conn.channels?.replies.close();
+    this.#release(conn);
+  }
+
+  /** Drops every reference `conn` holds. */
+  #release(conn: Conn): void {
     for (const [id, held] of this.#objects) {
       if (held.refs.delete(conn)) this.#freeIfUnheld(id, held);
     }
@@ -334,6 +339,9 @@ export class ManagerServer {
         return conn.send({ r: int(h.r), f: runtime.serialFormat, p: runtime.pid, s: this.id });
       case "channel":
         return this.#openChannel(conn, int(h.r), str(h.c));
+      case "release":
+        this.#release(conn);
+        return conn.send({ r: int(h.r) });
       case "count":
         return conn.send({ r: int(h.r), v: this.#objects.size });
       case "ping":
