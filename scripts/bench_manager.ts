@@ -53,9 +53,10 @@ async function measure(method: Method, kind: "append" | "dict", n: number): Prom
   await manager.start();
   try {
     const out = await manager.Value("d", 0);
-    const target = kind === "append" ? self.appendLoop : self.dictLoop;
     const obj = kind === "append" ? await manager.list<number>() : await manager.dict<string, number>();
-    const p = new Process({ target, args: [obj, n, out], context: method });
+    const p = kind === "append"
+      ? new Process({ target: self.appendLoop, args: [obj as ListProxy<number>, n, out], context: method })
+      : new Process({ target: self.dictLoop, args: [obj as DictProxy<string, number>, n, out], context: method });
     p.start();
     await p.join(120_000);
     if (p.exitCode !== 0) throw new Error(`the ${kind} child ended with ${p.exitCode}`);

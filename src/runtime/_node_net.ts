@@ -7,6 +7,7 @@
  */
 import type { Socket } from "node:net";
 import { builtin } from "./_builtin.ts";
+import { SocketSlots } from "./_socket_slots.ts";
 import type { NetAdapter, NetAddress, NetServer, NetSocket } from "./types.ts";
 
 type Net = typeof import("node:net");
@@ -28,31 +29,18 @@ function tempBase(prefix: string): string {
   return base.length > MAX_DIR_LENGTH - prefix.length - 6 ? "/tmp" : base;
 }
 
-class NodeSocket implements NetSocket {
+class NodeSocket extends SocketSlots implements NetSocket {
   #socket: Socket;
-  // Until a handler is set, what arrives is kept: Deno can emit "data" in the same
-  // task as "connect", before the code that awaited the connection has run.
-  #onData: ((chunk: Uint8Array) => void) | undefined;
-  #early: Uint8Array[] = [];
-  #onClose: (() => void) | undefined;
-  #isClosed = false;
-  #onDrain: () => void = () => {};
 
   constructor(socket: Socket) {
+    super();
     this.#socket = socket;
-    socket.on("data", (data: Uint8Array) => {
-      // A plain Uint8Array view, whatever class the runtime uses (Node's Buffer).
-      const chunk = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      if (this.#onData) this.#onData(chunk);
-      else this.#early.push(chunk);
-    });
-    socket.on("drain", () => this.#onDrain());
+    // A plain Uint8Array view, whatever class the runtime uses (Node's Buffer).
+    socket.on("data", (data: Uint8Array) => this.received(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+    socket.on("drain", () => this.drained());
     // "close" follows every "error", so errors need no handling of their own.
     socket.on("error", () => {});
-    socket.once("close", () => {
-      this.#isClosed = true;
-      this.#onClose?.();
-    });
+    socket.once("close", () => this.closed());
   }
   write(data: Uint8Array, done?: (error?: Error) => void): boolean {
     if (this.#socket.destroyed) {
@@ -60,17 +48,6 @@ class NodeSocket implements NetSocket {
       return false;
     }
     return this.#socket.write(data, done as (error?: Error | null) => void);
-  }
-  onData(handler: (chunk: Uint8Array) => void): void {
-    this.#onData = handler;
-    for (const chunk of this.#early.splice(0)) handler(chunk);
-  }
-  onClose(handler: () => void): void {
-    this.#onClose = handler;
-    if (this.#isClosed) queueMicrotask(handler);
-  }
-  onDrain(handler: () => void): void {
-    this.#onDrain = handler;
   }
   destroy(): void {
     this.#socket.destroy();

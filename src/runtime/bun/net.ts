@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { call, SocketSlots } from "../_socket_slots.ts";
 import type { NetAdapter, NetAddress, NetServer, NetSocket } from "../types.ts";
 
 interface BunRawSocket {
@@ -55,32 +56,15 @@ interface Pending {
 
 const SENT: Pending = { bytes: new Uint8Array(0), done: undefined };
 
-/** Calls a handler given to this file; what it throws reaches the program, not Bun's `error` handler. */
-function call<T>(handler: (value: T) => void, value: T): void {
-  try {
-    handler(value);
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
-}
-
-class BunSocket implements NetSocket {
+class BunSocket extends SocketSlots implements NetSocket {
   #socket: BunRawSocket;
-  // Until a handler is set, what arrives is kept: data can come with the connection,
-  // before the code that awaited it has run.
-  #onData: ((chunk: Uint8Array) => void) | undefined;
-  #early: Uint8Array[] = [];
-  #onClose: (() => void) | undefined;
-  #isClosed = false;
-  #onDrain: () => void = () => {};
   // Unsent writes, oldest first from #head; #sent bytes of the oldest are already out.
   #pending: Pending[] = [];
   #head = 0;
   #sent = 0;
 
   constructor(socket: BunRawSocket) {
+    super();
     this.#socket = socket;
   }
 
@@ -97,16 +81,16 @@ class BunSocket implements NetSocket {
       open(raw) {
         if (onOpen) call(onOpen, BunSocket.of(raw));
       },
-      data: (raw, data) => BunSocket.of(raw).#receive(data),
+      data: (raw, data) => BunSocket.of(raw).received(data),
       drain: (raw) => BunSocket.of(raw).#flush(),
-      close: (raw) => BunSocket.of(raw).#closed(),
+      close: (raw) => BunSocket.of(raw).#end(),
       // A failed socket is closed by Bun too; terminate() makes sure of it, and "close" follows.
       error: (raw) => raw.terminate(),
     };
   }
 
   write(data: Uint8Array, done?: (error?: Error) => void): boolean {
-    if (this.#isClosed) {
+    if (this.ended) {
       if (done) queueMicrotask(() => done(new Error("socket is closed")));
       return false;
     }
@@ -122,17 +106,6 @@ class BunSocket implements NetSocket {
     this.#pending.push({ bytes: data, done });
     return false;
   }
-  onData(handler: (chunk: Uint8Array) => void): void {
-    this.#onData = handler;
-    for (const chunk of this.#early.splice(0)) call(handler, chunk);
-  }
-  onClose(handler: () => void): void {
-    this.#onClose = handler;
-    if (this.#isClosed) queueMicrotask(handler);
-  }
-  onDrain(handler: () => void): void {
-    this.#onDrain = handler;
-  }
   destroy(): void {
     this.#socket.terminate();
   }
@@ -141,11 +114,6 @@ class BunSocket implements NetSocket {
   }
   unref(): void {
     this.#socket.unref();
-  }
-
-  #receive(chunk: Uint8Array): void {
-    if (this.#onData) call(this.#onData, chunk);
-    else this.#early.push(chunk);
   }
 
   #flush(): void {
@@ -159,7 +127,7 @@ class BunSocket implements NetSocket {
     }
     this.#pending = [];
     this.#head = 0;
-    call(this.#onDrain, undefined);
+    this.drained();
   }
 
   /** The unsent bytes of the oldest writes, joined while they are small. */
@@ -196,15 +164,13 @@ class BunSocket implements NetSocket {
     }
   }
 
-  #closed(): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
+  #end(): void {
+    if (this.ended) return;
     const unsent = this.#pending.slice(this.#head);
     this.#pending = [];
     this.#head = 0;
     for (const { done } of unsent) if (done) queueMicrotask(() => done(new Error("socket is closed")));
-    const handler = this.#onClose;
-    if (handler) queueMicrotask(handler);
+    this.closed();
   }
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { builtin } from "../_builtin.ts";
+import { SocketSlots } from "../_socket_slots.ts";
 import type { NetAdapter, NetAddress, NetServer, NetSocket } from "../types.ts";
 
 interface DenoConn {
@@ -42,13 +43,8 @@ interface Pending {
   done?: (error?: Error) => void;
 }
 
-class DenoSocket implements NetSocket {
+class DenoSocket extends SocketSlots implements NetSocket {
   #conn: DenoConn;
-  #onData: ((chunk: Uint8Array) => void) | undefined;
-  // What arrives before a handler is set is kept for it.
-  #early: Uint8Array[] = [];
-  #onClose: (() => void) | undefined;
-  #onDrain: () => void = () => {};
   #closed = false;
   #queue: Pending[] = [];
   #queued = 0;
@@ -59,6 +55,7 @@ class DenoSocket implements NetSocket {
   #holds: boolean;
 
   constructor(conn: DenoConn, tcp: boolean) {
+    super();
     this.#conn = conn;
     // Deno 2.9: in a worker, a conn whose reads were unref()'d outlives the worker's
     // termination (then a killed child's connection never ends, and the server keeps
@@ -81,9 +78,7 @@ class DenoSocket implements NetSocket {
       for (;;) {
         const n = await this.#conn.read(buffer);
         if (n === null || this.#closed) break;
-        const chunk = buffer.slice(0, n);
-        if (this.#onData) this.#onData(chunk);
-        else this.#early.push(chunk);
+        this.received(buffer.slice(0, n));
       }
     } catch {
       // reset, or closed by destroy(): the end either way
@@ -123,7 +118,7 @@ class DenoSocket implements NetSocket {
     this.#writing = false;
     if (this.#full && !this.#closed) {
       this.#full = false;
-      this.#onDrain();
+      this.drained();
     }
   }
 
@@ -139,20 +134,9 @@ class DenoSocket implements NetSocket {
     }
     for (const { done } of this.#queue.splice(0)) done?.(error);
     this.#queued = 0;
-    this.#onClose?.();
+    this.closed();
   }
 
-  onData(handler: (chunk: Uint8Array) => void): void {
-    this.#onData = handler;
-    for (const chunk of this.#early.splice(0)) handler(chunk);
-  }
-  onClose(handler: () => void): void {
-    this.#onClose = handler;
-    if (this.#closed) queueMicrotask(handler);
-  }
-  onDrain(handler: () => void): void {
-    this.#onDrain = handler;
-  }
   destroy(): void {
     this.#end(new Error("socket is closed"));
   }
