@@ -141,8 +141,20 @@ export function channelNames(server: string, client: string): { requests: string
   return { requests: `${name}.requests`, replies: `${name}.replies` };
 }
 
-/** A BroadcastChannel, with Node's ref()/unref(). */
-type Channel = BroadcastChannel & { ref?(): void; unref?(): void };
+/** What is used of a BroadcastChannel (typed here: not every lib the build checks with declares its type). */
+export interface Channel {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  /** Node's: whether a listening channel keeps the program alive. */
+  ref?(): void;
+  unref?(): void;
+}
+
+/** A thread channel named `name`. */
+export function openChannel(name: string): Channel {
+  return new BroadcastChannel(name) as unknown as Channel;
+}
 
 /** One socket to a server, shared by this isolate's proxies; connects on first use. */
 export class SocketLink implements Link {
@@ -214,7 +226,7 @@ export class SocketLink implements Link {
   async #openChannel(socket: NetSocket, server: string): Promise<void> {
     const id = [...runtime.net.randomBytes(16)].map((b) => b.toString(16).padStart(2, "0")).join("");
     const names = channelNames(server, id);
-    const replies: Channel = new BroadcastChannel(names.replies);
+    const replies = openChannel(names.replies);
     let probed!: () => void;
     const probe = new Promise<void>((resolve) => (probed = resolve));
     replies.onmessage = (e) => (e.data === "probe" ? probed() : this.#receive(e.data as Message[]));
@@ -222,7 +234,7 @@ export class SocketLink implements Link {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const reached = await Promise.race([probe.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 5_000, false)))]);
     clearTimeout(timer);
-    if (reached) this.#channel = { requests: new BroadcastChannel(names.requests), replies };
+    if (reached) this.#channel = { requests: openChannel(names.requests), replies };
     else replies.close();
   }
 

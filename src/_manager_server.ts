@@ -18,6 +18,7 @@ import "./_manager_sync.ts";
 import {
   addressKey,
   BaseProxy,
+  type Channel,
   channelNames,
   decodeValue,
   encodeValue,
@@ -25,6 +26,7 @@ import {
   type Link,
   localServers,
   MAX_MANAGER_FRAME,
+  openChannel,
 } from "./_manager_proxy.ts";
 import type { QueueProxy } from "./_manager_proxy.ts";
 import { ProcessError, RemoteError } from "./errors.ts";
@@ -91,7 +93,7 @@ class Conn {
   /** Whether the client runs on another runtime: values it gets are then written portably. */
   portable = false;
   /** A client in this process: the thread channels its requests come on and its replies go on (once it calls that way). */
-  channels: { requests: BroadcastChannel; replies: BroadcastChannel } | undefined;
+  channels: { requests: Channel; replies: Channel } | undefined;
   viaChannel = false;
   waker = new Waker();
   #out: Message[] = [];
@@ -259,8 +261,8 @@ export class ManagerServer {
   #openChannel(conn: Conn, r: number, id: string): void {
     if (!/^[0-9a-f]{32}$/.test(id) || conn.socket === undefined || conn.channels !== undefined) throw new ProtocolError();
     const names = channelNames(this.id, id);
-    const channels = conn.channels = { requests: new BroadcastChannel(names.requests), replies: new BroadcastChannel(names.replies) };
-    channels.requests.onmessage = (e: MessageEvent) => {
+    const channels = conn.channels = { requests: openChannel(names.requests), replies: openChannel(names.replies) };
+    channels.requests.onmessage = (e) => {
       if (!conn.alive) return;
       conn.viaChannel = true;
       this.#receive(conn, Array.isArray(e.data) ? e.data : undefined);
