@@ -151,6 +151,11 @@ export interface Channel {
   unref?(): void;
 }
 
+/** `bytes` random bytes in hex: a name nobody else picks (a server's, a client's channel). */
+export function randomName(bytes: number): string {
+  return [...runtime.net.randomBytes(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A thread channel named `name`. */
 export function openChannel(name: string): Channel {
   return new BroadcastChannel(name) as unknown as Channel;
@@ -224,7 +229,7 @@ export class SocketLink implements Link {
    * on this client's channel. One in another pid namespace cannot, and the socket stays.
    */
   async #openChannel(socket: NetSocket, server: string): Promise<void> {
-    const id = [...runtime.net.randomBytes(16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const id = randomName(16);
     const names = channelNames(server, id);
     const replies = openChannel(names.replies);
     let probed!: () => void;

@@ -27,6 +27,7 @@ import {
   localServers,
   MAX_MANAGER_FRAME,
   openChannel,
+  randomName,
 } from "./_manager_proxy.ts";
 import type { QueueProxy } from "./_manager_proxy.ts";
 import { ProcessError, RemoteError } from "./errors.ts";
@@ -151,7 +152,7 @@ function isIterator(value: unknown): value is Iterator<unknown> {
 export class ManagerServer {
   readonly address: NetAddress;
   /** A name no other server has (tokens carry it), whatever spelling of the address clients use. */
-  readonly id: string = [...runtime.net.randomBytes(8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  readonly id: string = randomName(8);
   #key: Uint8Array;
   #registry = new Map<string, RegistryEntry>();
   #factories = new Map<string, Promise<(...args: unknown[]) => unknown>>();
