@@ -4,6 +4,10 @@
  *   and times them itself (Python: `shared.append(i)` in a Process; research/anchors-bench.md §6).
  * - mgr_dict: one child makes `pairs` × (`await d.set(k, i)`, `await d.get(k)`) on a
  *   `Manager().dict()`; the unit is round trips per second (two per pair).
+ * - mgr_many: ten children at once, each `appends / 10` appends to one list (after a tenth
+ *   of WARM untimed, then a barrier); the unit is appends per second in total, from the
+ *   first child's start to the last one's end. No issue sets a target for it: it shows
+ *   how the server copes with many clients, where Python has a thread per client.
  * The server runs under the same start method as the child. Each round starts a fresh
  * manager and child; only the child's loop is timed, after `warm` untimed calls of the
  * same kind: the rate is the steady one, once the JIT has compiled the call path (a cold
@@ -16,7 +20,7 @@
  * as scripts/bench_queue.ts prints them.
  */
 import process from "node:process";
-import { type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, type ValueProxy } from "../mod.ts";
+import { type BarrierProxy, type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, type ValueProxy } from "../mod.ts";
 
 type Method = "worker" | "process";
 
@@ -45,13 +49,26 @@ export async function dictLoop(d: DictProxy<string, number>, n: number, out: Val
   await out.set(performance.now() - t0);
 }
 
+/** Child of mgr_many: `n` appends once every child is ready; its start and end (epoch ms) go to `times`. */
+export async function manyLoop(li: ListProxy<number>, n: number, ready: BarrierProxy, times: ListProxy<number>): Promise<void> {
+  for (let i = 0; i < WARM / 10; i++) await li.append(-1);
+  await ready.wait();
+  const t0 = performance.timeOrigin + performance.now();
+  for (let i = 0; i < n; i++) await li.append(i);
+  await times.extend([t0, performance.timeOrigin + performance.now()]);
+}
+
+/** Children of mgr_many. */
+const MANY = 10;
+
 const EXT = /\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".ts";
 const self = fromModule<typeof import("./bench_manager.ts")>(new URL(`./bench_manager${EXT}`, import.meta.url));
 
-async function measure(method: Method, kind: "append" | "dict", n: number): Promise<number> {
+async function measure(method: Method, kind: "append" | "dict" | "many", n: number): Promise<number> {
   const manager = new Manager({ context: method });
   await manager.start();
   try {
+    if (kind === "many") return await measureMany(manager, method, n);
     const out = await manager.Value("d", 0);
     const obj = kind === "append" ? await manager.list<number>() : await manager.dict<string, number>();
     const p = kind === "append"
@@ -66,6 +83,25 @@ async function measure(method: Method, kind: "append" | "dict", n: number): Prom
   } finally {
     await manager.shutdown();
   }
+}
+
+/** mgr_many: MANY children append n / MANY each at once; appends/s in total. */
+async function measureMany(manager: Manager, method: Method, n: number): Promise<number> {
+  const each = Math.ceil(n / MANY);
+  const li = await manager.list<number>();
+  const times = await manager.list<number>();
+  const ready = await manager.Barrier(MANY);
+  const ps = Array.from({ length: MANY }, () => new Process({ target: self.manyLoop, args: [li, each, ready, times], context: method }));
+  for (const p of ps) p.start();
+  for (const p of ps) {
+    await p.join(120_000);
+    if (p.exitCode !== 0) throw new Error(`a many child ended with ${p.exitCode}`);
+  }
+  const t = await times.toArray();
+  const starts = t.filter((_, i) => i % 2 === 0);
+  const ends = t.filter((_, i) => i % 2 === 1);
+  if ((await li.length()) !== MANY * (WARM / 10 + each)) throw new Error("appends were lost");
+  return (MANY * each) / (Math.max(...ends) - Math.min(...starts)) * 1000;
 }
 
 if (isMainModule(import.meta)) {
@@ -84,6 +120,7 @@ if (isMainModule(import.meta)) {
   const metrics = (["worker", "process"] as const).flatMap((method) => [
     { id: `mgr_append.polyproc.${method}`, method, kind: "append" as const, n: opts.appends, label: `polyproc Manager().list(): ${opts.appends} × await append(i) from one child, "${method}"` },
     { id: `mgr_dict.polyproc.${method}`, method, kind: "dict" as const, n: opts.pairs, label: `polyproc Manager().dict(): ${opts.pairs} × (set, get) from one child, "${method}"` },
+    { id: `mgr_many.polyproc.${method}`, method, kind: "many" as const, n: opts.appends, label: `polyproc Manager().list(): ${MANY} children × ${opts.appends / MANY} appends at once, "${method}"` },
   ]);
   const values = new Map(metrics.map((m) => [m.id, [] as number[]]));
   for (let i = 0; i < opts.warmup; i++) for (const m of metrics) await measure(m.method, m.kind, Math.ceil(m.n / 10));
@@ -103,7 +140,7 @@ if (isMainModule(import.meta)) {
       runtime,
       col,
       label: m.label,
-      unit: m.kind === "append" ? "appends/s" : "round trips/s",
+      unit: m.kind === "dict" ? "round trips/s" : "appends/s",
       better: "higher",
       median: r4(median),
       min: r4(sorted[0]),

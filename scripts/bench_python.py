@@ -211,6 +211,19 @@ def manager_dict(d, n, out):
     out.value = (time.perf_counter() - t0) * 1000
 
 
+MANAGER_MANY = 10  # bench_manager.ts's MANY: children appending at once
+
+
+def manager_many(shared, n, ready, times):
+    for _ in range(MANAGER_WARM // 10):
+        shared.append(-1)
+    ready.wait()
+    t0 = time.time()
+    for i in range(n):
+        shared.append(i)
+    times.extend([t0, time.time()])
+
+
 def sync_contend(v, barrier, times, slot, n):
     """bench_sync.ts's contend(): wait for the other child, then n increments of v under its lock."""
     lock = v.get_lock()
@@ -273,6 +286,8 @@ def manager_metrics(opts):
     method = ctx.get_start_method()
 
     def run(kind, n):
+        if kind == "many":
+            return run_many(n)
         with ctx.Manager() as m:
             out = m.Value("d", 0.0)
             obj = m.list() if kind == "append" else m.dict()
@@ -281,11 +296,25 @@ def manager_metrics(opts):
             p.join()
             return (n if kind == "append" else 2 * n) / out.value * 1000
 
+    def run_many(n):
+        each = -(-n // MANAGER_MANY)
+        with ctx.Manager() as m:
+            shared, times, ready = m.list(), m.list(), m.Barrier(MANAGER_MANY)
+            ps = [ctx.Process(target=manager_many, args=(shared, each, ready, times)) for _ in range(MANAGER_MANY)]
+            for p in ps:
+                p.start()
+            for p in ps:
+                p.join()
+            t = list(times)
+            return MANAGER_MANY * each / (max(t[1::2]) - min(t[0::2]))
+
     metrics = [  # (id, label, unit, kind, n)
         ("mgr_append.python", f"Manager().list(): {opts['appends']} x shared.append(i) from one child ({method})",
          "appends/s", "append", opts["appends"]),
         ("mgr_dict.python", f"Manager().dict(): {opts['pairs']} x (d[k] = i, d[k]) from one child ({method})",
          "round trips/s", "dict", opts["pairs"]),
+        ("mgr_many.python", f"Manager().list(): {MANAGER_MANY} children x {opts['appends'] // MANAGER_MANY} appends at once ({method})",
+         "appends/s", "many", opts["appends"]),
     ]
     for _ in range(opts["queue-warmup"]):
         for m in metrics:
