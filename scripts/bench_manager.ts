@@ -16,10 +16,10 @@
  *
  *   node --import tsx scripts/bench_manager.ts [--rounds=3] [--warmup=1] [--appends=10000] [--pairs=5000]
  *
- * Output: `##RESULT {json}` lines (id, col, label, unit, better, median, min, max, n, round_values),
- * as scripts/bench_queue.ts prints them.
+ * Output: `##RESULT {json}` lines, printed by scripts/_bench_rounds.ts.
  */
 import process from "node:process";
+import { type Metric, printResults, takeRounds } from "./_bench_rounds.ts";
 import { type BarrierProxy, type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, type ValueProxy } from "../mod.ts";
 
 type Method = "worker" | "process";
@@ -105,9 +105,6 @@ async function measureMany(manager: Manager, method: Method, n: number): Promise
 }
 
 if (isMainModule(import.meta)) {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  const runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
-  const col = runtime === "node" && !process.execArgv.some((a) => a.includes("tsx")) ? "node-js" : runtime;
   const opts = { rounds: 3, warmup: 1, appends: 10_000, pairs: 5_000 };
   for (const arg of process.argv.slice(2)) {
     const m = /^--(rounds|warmup|appends|pairs|reps)=(\d+)$/.exec(arg);
@@ -122,32 +119,12 @@ if (isMainModule(import.meta)) {
     { id: `mgr_dict.polyproc.${method}`, method, kind: "dict" as const, n: opts.pairs, label: `polyproc Manager().dict(): ${opts.pairs} × (set, get) from one child, "${method}"` },
     { id: `mgr_many.polyproc.${method}`, method, kind: "many" as const, n: opts.appends, label: `polyproc Manager().list(): ${MANY} children × ${opts.appends / MANY} appends at once, "${method}"` },
   ]);
-  const values = new Map(metrics.map((m) => [m.id, [] as number[]]));
   for (let i = 0; i < opts.warmup; i++) for (const m of metrics) await measure(m.method, m.kind, Math.ceil(m.n / 10));
-  for (let round = 0; round < opts.rounds; round++) {
-    for (let k = 0; k < metrics.length; k++) {
-      const m = metrics[(k + round) % metrics.length];
-      values.get(m.id)!.push(await measure(m.method, m.kind, m.n));
-    }
-  }
-  const r4 = (x: number) => Number(x.toPrecision(4));
-  for (const m of metrics) {
-    const vs = values.get(m.id)!;
-    const sorted = [...vs].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    console.log("##RESULT " + JSON.stringify({
-      id: m.id,
-      runtime,
-      col,
-      label: m.label,
-      unit: m.kind === "dict" ? "round trips/s" : "appends/s",
-      better: "higher",
-      median: r4(median),
-      min: r4(sorted[0]),
-      max: r4(sorted[sorted.length - 1]),
-      n: vs.length,
-      round_values: vs.map(r4),
-    }));
-    console.log(`  ${m.label}: ${median.toFixed(0)} /s (${sorted[0].toFixed(0)}–${sorted[sorted.length - 1].toFixed(0)})`);
-  }
+  const rated: Metric[] = metrics.map((m) => ({
+    ...m,
+    unit: m.kind === "dict" ? "round trips/s" : "appends/s",
+    better: "higher",
+    run: () => measure(m.method, m.kind, m.n),
+  }));
+  printResults(rated, await takeRounds(rated, opts.rounds));
 }

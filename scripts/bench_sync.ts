@@ -9,10 +9,10 @@
  *
  *   node --import tsx scripts/bench_sync.ts [--rounds=3] [--warmup=1] [--n=200000] [--brokered=2000] [--contended=100000]
  *
- * Output: `##RESULT {json}` lines (id, col, label, unit, better, median, min, max, n, round_values),
- * as scripts/bench_queue.ts prints them.
+ * Output: `##RESULT {json}` lines, printed by scripts/_bench_rounds.ts.
  */
 import process from "node:process";
+import { type Metric, printResults, takeRounds } from "./_bench_rounds.ts";
 import { Barrier, fromModule, isMainModule, Lock, Process, SharedArray, Value } from "../mod.ts";
 
 /** Child: waits for the other, then adds 1 to `v` `n` times under its lock; stores its ms in `times[slot]`. */
@@ -77,9 +77,6 @@ async function contended(n: number): Promise<number> {
 }
 
 if (isMainModule(import.meta)) {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  const runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
-  const col = runtime === "node" && !process.execArgv.some((a) => a.includes("tsx")) ? "node-js" : runtime;
   const opts = { rounds: 3, warmup: 1, n: 200_000, brokered: 2_000, contended: 100_000 };
   for (const arg of process.argv.slice(2)) {
     const m = /^--(rounds|warmup|n|brokered|contended|reps)=(\d+)$/.exec(arg);
@@ -89,44 +86,18 @@ if (isMainModule(import.meta)) {
     }
     if (m[1] !== "reps") opts[m[1] as keyof typeof opts] = Number(m[2]);
   }
-  const metrics = [
-    { id: "sync_lock.polyproc.worker", unit: "µs", better: "lower", run: () => uncontended(opts.n), scale: opts.n,
+  const metrics: Metric[] = [
+    { id: "sync_lock.polyproc.worker", unit: "µs", better: "lower", run: () => uncontended(opts.n),
       label: `polyproc "worker": ${opts.n} × uncontended acquire, v.value += 1, release (Value's lock, main thread)` },
-    { id: "sync_lock.polyproc.process", unit: "µs", better: "lower", run: () => brokered(opts.brokered), scale: opts.brokered,
+    { id: "sync_lock.polyproc.process", unit: "µs", better: "lower", run: () => brokered(opts.brokered),
       label: `polyproc "process": ${opts.brokered} × brokered Lock acquire + release (two round trips)` },
     { id: "sync_contend.polyproc.worker", unit: "increments/s", better: "higher", run: () => contended(opts.contended),
-      scale: opts.contended, label: `polyproc "worker": 2 children × ${opts.contended} increments of one Value under its lock` },
+      label: `polyproc "worker": 2 children × ${opts.contended} increments of one Value under its lock` },
   ];
   for (let i = 0; i < opts.warmup; i++) {
     await uncontended(Math.ceil(opts.n / 10));
     await brokered(Math.ceil(opts.brokered / 10));
     await contended(Math.ceil(opts.contended / 10));
   }
-  const values = new Map(metrics.map((m) => [m.id, [] as number[]]));
-  for (let round = 0; round < opts.rounds; round++) {
-    for (let k = 0; k < metrics.length; k++) {
-      const m = metrics[(k + round) % metrics.length];
-      values.get(m.id)!.push(await m.run());
-    }
-  }
-  const r4 = (x: number) => Number(x.toPrecision(4));
-  for (const m of metrics) {
-    const vs = values.get(m.id)!;
-    const sorted = [...vs].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    console.log("##RESULT " + JSON.stringify({
-      id: m.id,
-      runtime,
-      col,
-      label: m.label,
-      unit: m.unit,
-      better: m.better,
-      median: r4(median),
-      min: r4(sorted[0]),
-      max: r4(sorted[sorted.length - 1]),
-      n: vs.length,
-      round_values: vs.map(r4),
-    }));
-    console.log(`  ${m.label}: ${r4(median)} ${m.unit} (${r4(sorted[0])}–${r4(sorted[sorted.length - 1])})`);
-  }
+  printResults(metrics, await takeRounds(metrics, opts.rounds));
 }

@@ -21,7 +21,7 @@
 import { runtime } from "./runtime/detect.ts";
 
 /** How long the loop stays awake after a message, in milliseconds. */
-export const WINDOW_MS = 0.2;
+const WINDOW_MS = 0.2;
 
 let until = 0;
 let polling = false;

@@ -17,17 +17,15 @@
  * @module
  */
 import {
-  encodeHeader,
+  encodeMessages,
   FrameReader,
   MAX_FRAME,
   MAX_HELLO,
   type Message,
   MessageReader,
-  messageSize,
   rawFrame,
   ServerHandshake,
   serverHello,
-  writeMessage,
 } from "./_broker_wire.ts";
 import { SYNC_OPS, SyncProtocolError, SyncServer } from "./_broker_sync.ts";
 import { Deque } from "./_deque.ts";
@@ -129,7 +127,7 @@ class Conn {
   waiters = new Set<Waiter>();
   /** Queues this connection holds a lease or a reference on. */
   queues = new Set<BrokerQueue>();
-  #out: { header: Uint8Array; items: readonly Uint8Array[] }[] = [];
+  #out: { header: Record<string, unknown>; items: readonly Uint8Array[] }[] = [];
   #scheduled = false;
 
   constructor(socket: NetSocket, key: Uint8Array) {
@@ -140,7 +138,7 @@ class Conn {
   /** Queues a message; everything queued in one turn leaves in one write. */
   send(header: Record<string, unknown>, items: readonly Uint8Array[] = []): void {
     if (!this.alive) return;
-    this.#out.push({ header: encodeHeader(header), items });
+    this.#out.push({ header, items });
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => this.flush());
@@ -150,11 +148,7 @@ class Conn {
   flush(): void {
     this.#scheduled = false;
     if (!this.alive || this.#out.length === 0) return;
-    let size = 0;
-    for (const m of this.#out) size += messageSize(m.header, m.items);
-    const bytes = new Uint8Array(size);
-    let offset = 0;
-    for (const m of this.#out) offset = writeMessage(bytes, offset, m.header, m.items);
+    const bytes = encodeMessages(this.#out);
     this.#out = [];
     // A failed write closes the socket, and closing gives the lease back: no item is
     // lost in a reply that never arrived.

@@ -253,7 +253,10 @@ export function writeMessage(out: Uint8Array, offset: number, header: Uint8Array
   view.setUint32(offset, messageSize(header, items) - 4);
   view.setUint32(offset + 4, header.length);
   out.set(header, offset + 8);
-  offset += 8 + header.length;
+  return writeItems(view, out, offset + 8 + header.length, items);
+}
+
+function writeItems(view: DataView, out: Uint8Array, offset: number, items: readonly Uint8Array[]): number {
   for (const item of items) {
     view.setUint32(offset, item.length);
     out.set(item, offset + 4);
@@ -262,24 +265,31 @@ export function writeMessage(out: Uint8Array, offset: number, header: Uint8Array
   return offset;
 }
 
-/** One message as a frame of its own. */
-export function encodeMessage(header: Record<string, unknown>, items: readonly Uint8Array[] = []): Uint8Array {
-  const json = JSON.stringify(header);
-  let size = 8;
-  for (const item of items) size += 4 + item.length;
-  // The header is encoded in place: room for UTF-8's worst case, 3 bytes per UTF-16 unit.
-  const out = new Uint8Array(size + 3 * json.length);
-  const headerLength = encoder.encodeInto(json, out.subarray(8)).written;
+/** Messages as frames, one after the other in one buffer (one write sends them all). */
+export function encodeMessages(messages: readonly { header: Record<string, unknown>; items: readonly Uint8Array[] }[]): Uint8Array {
+  const jsons = messages.map((m) => JSON.stringify(m.header));
+  let room = 0;
+  for (let i = 0; i < messages.length; i++) {
+    // Headers are encoded in place: room for UTF-8's worst case, 3 bytes per UTF-16 unit.
+    room += 8 + 3 * jsons[i].length;
+    for (const item of messages[i].items) room += 4 + item.length;
+  }
+  const out = new Uint8Array(room);
   const view = new DataView(out.buffer);
-  view.setUint32(0, size + headerLength - 4);
-  view.setUint32(4, headerLength);
-  let offset = 8 + headerLength;
-  for (const item of items) {
-    view.setUint32(offset, item.length);
-    out.set(item, offset + 4);
-    offset += 4 + item.length;
+  let offset = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const headerLength = encoder.encodeInto(jsons[i], out.subarray(offset + 8)).written;
+    const end = writeItems(view, out, offset + 8 + headerLength, messages[i].items);
+    view.setUint32(offset, end - offset - 4);
+    view.setUint32(offset + 4, headerLength);
+    offset = end;
   }
   return out.subarray(0, offset);
+}
+
+/** One message as a frame of its own. */
+export function encodeMessage(header: Record<string, unknown>, items: readonly Uint8Array[] = []): Uint8Array {
+  return encodeMessages([{ header, items }]);
 }
 
 /**

@@ -18,6 +18,7 @@
 import {
   clientHello,
   encodeMessage,
+  encodeMessages,
   type Message,
   MessageReader,
 } from "./_broker_wire.ts";
@@ -306,8 +307,7 @@ export class SocketLink implements Link {
       return channel.requests.postMessage(messages);
     }
     if (waiting) socket.ref();
-    const frames = messages.map((m) => encodeMessage(m.header, m.items));
-    socket.write(frames.length === 1 ? frames[0] : concat(frames));
+    socket.write(encodeMessages(messages));
   };
 
   /** Asks the server to drop this isolate's references and waits (at most `timeout` ms), then closes. */
@@ -328,16 +328,6 @@ export class SocketLink implements Link {
       // never connected: nothing to close
     }
   }
-}
-
-function concat(frames: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let offset = 0;
-  for (const f of frames) {
-    out.set(f, offset);
-    offset += f.length;
-  }
-  return out;
 }
 
 const links = new Map<string, SocketLink>();

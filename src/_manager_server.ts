@@ -12,7 +12,7 @@
  * @module
  */
 import { Waker } from "./_awake.ts";
-import { encodeMessage, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
+import { encodeMessages, FrameReader, MAX_HELLO, type Message, MessageReader, rawFrame, ServerHandshake, serverHello } from "./_broker_wire.ts";
 import { BUILTINS, callAs, type CallContext, methodsOf } from "./_manager_objects.ts";
 import "./_manager_sync.ts";
 import {
@@ -118,10 +118,7 @@ class Conn {
       // The client's next request tends to follow its reply at once.
       this.waker.sent();
       if (this.viaChannel) return this.channels!.replies.postMessage(messages);
-      const frames = messages.map((m) => encodeMessage(m.header, m.items));
-      const bytes = frames.length === 1 ? frames[0] : new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-      if (frames.length > 1) frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
-      this.socket!.write(bytes, (error) => error && this.socket!.destroy());
+      this.socket!.write(encodeMessages(messages), (error) => error && this.socket!.destroy());
     });
   }
 }

@@ -46,7 +46,6 @@ interface Pending {
 
 class DenoSocket extends SocketSlots implements NetSocket {
   #conn: DenoConn;
-  #closed = false;
   #queue: Pending[] = [];
   #queued = 0;
   #writing = false;
@@ -78,7 +77,7 @@ class DenoSocket extends SocketSlots implements NetSocket {
     try {
       for (;;) {
         const n = await this.#conn.read(buffer);
-        if (n === null || this.#closed) break;
+        if (n === null || this.ended) break;
         this.received(buffer.slice(0, n));
       }
     } catch {
@@ -88,7 +87,7 @@ class DenoSocket extends SocketSlots implements NetSocket {
   }
 
   write(data: Uint8Array, done?: (error?: Error) => void): boolean {
-    if (this.#closed) {
+    if (this.ended) {
       if (done) queueMicrotask(() => done(new Error("socket is closed")));
       return false;
     }
@@ -103,7 +102,7 @@ class DenoSocket extends SocketSlots implements NetSocket {
   async #flush(): Promise<void> {
     this.#writing = true;
     try {
-      while (this.#queue.length > 0 && !this.#closed) {
+      while (this.#queue.length > 0 && !this.ended) {
         const head = this.#queue[0];
         // Deno writes what it can and says how much: the rest goes in the next write.
         const n = await this.#conn.write(head.bytes);
@@ -117,16 +116,16 @@ class DenoSocket extends SocketSlots implements NetSocket {
       this.#end(err as Error);
     }
     this.#writing = false;
-    if (this.#full && !this.#closed) {
+    if (this.#full && !this.ended) {
       this.#full = false;
       this.drained();
     }
   }
 
-  /** Closes once: queued writes fail with `error`, then the close handler runs. */
+  /** Closes once: queued writes fail with `error`; the close handler runs in a microtask. */
   #end(error: Error): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.ended) return;
+    this.closed();
     clearInterval(this.#keepAlive);
     try {
       this.#conn.close();
@@ -135,7 +134,6 @@ class DenoSocket extends SocketSlots implements NetSocket {
     }
     for (const { done } of this.#queue.splice(0)) done?.(error);
     this.#queued = 0;
-    this.closed();
   }
 
   destroy(): void {
@@ -143,7 +141,7 @@ class DenoSocket extends SocketSlots implements NetSocket {
   }
   // Deno.refTimer/unrefTimer flip a timer that stays: making and clearing one per call cost a third of a call.
   ref(): void {
-    if (this.#closed || this.#holds) return;
+    if (this.ended || this.#holds) return;
     this.#keepAlive ??= setInterval(() => {}, 2 ** 30) as unknown as number;
     deno().refTimer(this.#keepAlive);
   }
