@@ -154,9 +154,9 @@ for (const method of METHODS) {
     for (const p of children) await p.join(100_000);
     assert.deepEqual(children.map((p) => p.exitCode), [0, 0, 0, 0]);
     // Whatever the file says is the race's outcome (Python measured 43,466 of 80,000 for the
-    // same race): updates get lost, and two unlocked writes can even interleave their bytes
-    // ("999" over "1000" gives "9990"), so no bound holds and none is asserted.
-    assert.match(readFileSync(file, "utf8"), /^\d*$/);
+    // same race): updates get lost, two unlocked writes can interleave their bytes ("999" over
+    // "1000" gives "9990"), and Bun's writeFileSync (write, then truncate to length) can even
+    // leave NUL bytes that read as NaN. No bound holds, so only the children's exits are asserted.
   });
 
   test(`[${method}] Semaphore(2): 2 → 1 → 0, non-blocking acquire fails, releases go past 2 (test_semaphore)`, T, async () => {
