@@ -154,11 +154,11 @@ const QUEUE_FAMILIES = {
   q_small: { short: "Queue small ints", title: "Queue throughput, 200,000 small ints, one producer child → the parent", unit: "items/s", better: "higher" },
   q_bytes: { short: "Queue 10 KiB items", title: "Queue throughput, 20,000 × 10 KiB Uint8Array (Py: bytes), one producer child → the parent", unit: "MiB/s", better: "higher" },
   pipe_rt: { short: "Pipe round trip", title: "Pipe round trip, parent → echo child → parent, small int, mean of 10,000 after warm-up", unit: "µs", better: "lower" },
-  mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child after 2,000 untimed (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()" },
+  mgr_append: { short: "ListProxy.append", title: "Manager().list(): 10,000 × `await li.append(i)` from one child after 2,000 untimed (server under the same method)", unit: "appends/s", better: "higher", py: "Manager().list()", raw: "raw: 40-byte request and reply over the Unix socket a manager uses (`Deno.connect`, `Bun.connect`, `node:net`), child ↔ echo server" },
   sync_lock: { short: "Lock acquire+release", title: "Lock: acquire, increment, release, uncontended, in one thread (\"process\": a brokered Lock, two round trips)", unit: "µs", better: "lower", py: "`with v.get_lock(): v.value += 1`", noRaw: true },
   sync_contend: { short: "Lock, 2 contending", title: "Lock: 2 children each increment one Value under its lock", unit: "increments/s", better: "higher", py: "2 processes, Value lock", noRaw: true },
-  mgr_many: { short: "ListProxy.append, 10 children", title: "Manager().list(): 10 children × 1,000 `await li.append(i)` at once, in total (no issue target: many clients)", unit: "appends/s", better: "higher", py: "Manager().list()" },
-  mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child after 1,000 untimed, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()" },
+  mgr_many: { short: "ListProxy.append, 10 children", title: "Manager().list(): 10 children × 1,000 `await li.append(i)` at once, in total (no issue target: many clients)", unit: "appends/s", better: "higher", py: "Manager().list()", noRaw: true },
+  mgr_dict: { short: "DictProxy set/get", title: "Manager().dict(): 5,000 × (`set`, `get`) from one child after 1,000 untimed, in round trips", unit: "round trips/s", better: "higher", py: "Manager().dict()", noRaw: true },
 };
 const RAW_ANCHOR = {
   worker: "raw: `node:worker_threads` Worker, `parentPort.postMessage`",
@@ -620,7 +620,7 @@ if (unitResults.length) {
     const pyRes = byId.get(`${family}.python|python`);
     const pyCell = pyRes ? qcell(pyRes, fam.unit) : pythonNote ? `— ${noteMark(`Python: ${pythonNote}`)}` : "—";
     const pyHead = pyRes?.label?.match(/\((\w+)\)$/)?.[1];
-    ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better${fam.noRaw ? "" : `; ${RAW_ANCHOR[method]}`}` +
+    ql.push(`| **${fam.title}, "${method}"** (${fam.unit}, ${fam.better} is better${fam.noRaw ? "" : `; ${fam.raw ?? RAW_ANCHOR[method]}`}` +
       `${pyHead ? `; Py: ${fam.py ?? (family === "pipe_rt" ? "mp.Pipe" : "mp.Queue")}, ${pyHead}` : ""}) | | | | | | |`);
     for (const c of jsCols) {
       const pp = byId.get(`${family}.polyproc.${method}|${c.col}`);

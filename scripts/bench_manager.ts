@@ -8,6 +8,9 @@
  *   of WARM untimed, then a barrier); the unit is appends per second in total, from the
  *   first child's start to the last one's end. No issue sets a target for it: it shows
  *   how the server copes with many clients, where Python has a thread per client.
+ * - mgr_append.raw: the floor under a call, `appends` round trips of 40 bytes between one
+ *   child and an echo server in the parent, over the Unix socket the manager uses
+ *   (polyproc's `runtime.net`: `Deno.connect`, `Bun.connect`, `node:net`), no framing.
  * The server runs under the same start method as the child. Each round starts a fresh
  * manager and child; only the child's loop is timed, after `warm` untimed calls of the
  * same kind: the rate is the steady one, once the JIT has compiled the call path (a cold
@@ -18,9 +21,13 @@
  *
  * Output: `##RESULT {json}` lines, printed by scripts/_bench_rounds.ts.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { type Metric, printResults, takeRounds } from "./_bench_rounds.ts";
-import { type BarrierProxy, type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, type ValueProxy } from "../mod.ts";
+import { type BarrierProxy, type DictProxy, fromModule, isMainModule, type ListProxy, Manager, Process, Queue, type ValueProxy } from "../mod.ts";
+import { runtime } from "../src/runtime/detect.ts";
 
 type Method = "worker" | "process";
 
@@ -58,13 +65,37 @@ export async function manyLoop(li: ListProxy<number>, n: number, ready: BarrierP
   await times.extend([t0, performance.timeOrigin + performance.now()]);
 }
 
+/** The size of a raw request and of its reply: about what `li.append(i)` sends. */
+const RAW_BYTES = 40;
+
+/** Child of mgr_append.raw: WARM + `n` round trips with the echo server at `path`; puts the timed `n`'s milliseconds on `out`. */
+export async function rawLoop(path: string, n: number, out: Queue<number>): Promise<void> {
+  const socket = await runtime.net.connect(path);
+  const request = new Uint8Array(RAW_BYTES);
+  let [left, got, t0] = [WARM + n, 0, 0];
+  await new Promise<void>((resolve) => {
+    socket.onData((chunk) => {
+      got += chunk.length;
+      if (got < RAW_BYTES) return;
+      got -= RAW_BYTES;
+      if (--left === n) t0 = performance.now();
+      if (left === 0) return resolve();
+      socket.write(request);
+    });
+    socket.write(request);
+  });
+  await out.put(performance.now() - t0);
+  socket.destroy();
+}
+
 /** Children of mgr_many. */
 const MANY = 10;
 
 const EXT = /\.[cm]?[jt]s$/.exec(import.meta.url)?.[0] ?? ".ts";
 const self = fromModule<typeof import("./bench_manager.ts")>(new URL(`./bench_manager${EXT}`, import.meta.url));
 
-async function measure(method: Method, kind: "append" | "dict" | "many", n: number): Promise<number> {
+async function measure(method: Method, kind: "append" | "dict" | "many" | "raw", n: number): Promise<number> {
+  if (kind === "raw") return await measureRaw(method, n);
   const manager = new Manager({ context: method });
   await manager.start();
   try {
@@ -82,6 +113,28 @@ async function measure(method: Method, kind: "append" | "dict" | "many", n: numb
     return ((kind === "append" ? n : 2 * n) / ms) * 1000;
   } finally {
     await manager.shutdown();
+  }
+}
+
+/** mgr_append.raw: round trips/s between a child and an echo server in this program. */
+async function measureRaw(method: Method, n: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "polyproc-bench-"));
+  const server = await runtime.net.listen(join(dir, "echo.sock"), (socket) => {
+    socket.onData((chunk) => socket.write(chunk));
+    socket.onClose(() => {});
+  });
+  const out = new Queue<number>(0, { context: method });
+  try {
+    const p = new Process({ target: self.rawLoop, args: [join(dir, "echo.sock"), n, out], context: method });
+    p.start();
+    const ms = await out.get({ timeout: 120_000 });
+    await p.join(120_000);
+    if (p.exitCode !== 0) throw new Error(`the raw child ended with ${p.exitCode}`);
+    return (n / ms) * 1000;
+  } finally {
+    out.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -117,12 +170,13 @@ if (isMainModule(import.meta)) {
   const metrics = (["worker", "process"] as const).flatMap((method) => [
     { id: `mgr_append.polyproc.${method}`, method, kind: "append" as const, n: opts.appends, label: `polyproc Manager().list(): ${opts.appends} × await append(i) from one child, "${method}"` },
     { id: `mgr_dict.polyproc.${method}`, method, kind: "dict" as const, n: opts.pairs, label: `polyproc Manager().dict(): ${opts.pairs} × (set, get) from one child, "${method}"` },
+    { id: `mgr_append.raw.${method}`, method, kind: "raw" as const, n: opts.appends, label: `raw: ${opts.appends} × ${RAW_BYTES}-byte request and reply, one child ↔ an echo server over a Unix socket, "${method}"` },
     { id: `mgr_many.polyproc.${method}`, method, kind: "many" as const, n: opts.appends, label: `polyproc Manager().list(): ${MANY} children × ${opts.appends / MANY} appends at once, "${method}"` },
   ]);
   for (let i = 0; i < opts.warmup; i++) for (const m of metrics) await measure(m.method, m.kind, Math.ceil(m.n / 10));
   const rated: Metric[] = metrics.map((m) => ({
     ...m,
-    unit: m.kind === "dict" ? "round trips/s" : "appends/s",
+    unit: m.kind === "dict" || m.kind === "raw" ? "round trips/s" : "appends/s",
     better: "higher",
     run: () => measure(m.method, m.kind, m.n),
   }));
