@@ -215,7 +215,12 @@ export class BaseManager {
     // stays pending would keep this program alive as long as the server lives.
     const gaveUp = new AbortController();
     let report: ServerReport | undefined;
-    const got = ready.get({ signal: gaveUp.signal }).then((r) => (report = r), () => {});
+    // A get that fails (the queue's broker is gone) is a report too: else this loop
+    // would spin on a settled promise without ever yielding to the event loop.
+    const got = ready.get({ signal: gaveUp.signal }).then(
+      (r) => (report = r),
+      (err) => (report ??= { error: `its report could not arrive: ${(err as Error).message}` }),
+    );
     while (report === undefined) {
       await Promise.race([got, p.join(200)]);
       if (report === undefined && p.exitCode !== null) {

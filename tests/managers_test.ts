@@ -23,7 +23,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import { ActionManager, type Counter, type FooBar, self as t } from "./fixtures/manager_targets.ts";
-import { fixture, METHODS, pidAlive, runtimeCommand, runtimeKey, waitUntil } from "./_helpers.ts";
+import { fixture, METHODS, pidAlive, runProgram, runtimeCommand, runtimeKey, waitUntil } from "./_helpers.ts";
 
 const T = { timeout: 60_000 };
 
@@ -631,6 +631,13 @@ test("a manager's server child does not outlive its program, killed or ending wi
       if (pid !== undefined && pidAlive(pid)) process.kill(pid, "SIGKILL");
     }
   }
+});
+
+test("a Manager whose server cannot report back (its queue lost the broker) fails start() instead of spinning", T, async () => {
+  const run = await runProgram("programs/manager_lost_report.ts", [], 60_000);
+  assert.equal(run.signal, null, `the program ended by itself (stderr: ${run.stderr.slice(-500)})`);
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^ProcessError: Cannot start the manager's server: its report could not arrive: .*broker/m);
 });
 
 test("on Deno, a Manager without --allow-write --allow-net fails at start() naming the flags", {
