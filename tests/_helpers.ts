@@ -51,7 +51,16 @@ export interface RunResult {
 /** Runs a fixture program to its end (killing it after `timeout` ms) and captures its output. */
 export function runProgram(name: string, args: string[] = [], timeout = 60_000, env: Record<string, string> = {}): Promise<RunResult> {
   const [exe, ...argv] = runtimeCommand(fixture(name));
-  const child = spawn(exe, [...argv, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  return runCommand(exe, [...argv, ...args], { timeout, env });
+}
+
+/** Runs a command to its end (killing it after `timeout` ms) and captures its output. */
+export function runCommand(
+  exe: string,
+  args: string[],
+  { timeout = 60_000, env = {}, cwd }: { timeout?: number; env?: Record<string, string>; cwd?: string } = {},
+): Promise<RunResult> {
+  const child = spawn(exe, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));

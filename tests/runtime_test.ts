@@ -6,6 +6,7 @@ import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { runtime } from "../src/runtime/detect.ts";
+import { fixture, runCommand, runtimeKey } from "./_helpers.ts";
 
 const SRC = fileURLToPath(new URL("../src/", import.meta.url));
 const RUNTIME_NAMES = /["']node:|\bDeno\.|\bBun\.|globalThis\.(Deno|Bun|process)\b|typeof (Deno|Bun|process)\b|\bprocess\.(versions|env|argv|execArgv|pid|exit|on)\b/;
@@ -38,4 +39,15 @@ test("the adapter reports this runtime's pid, CPUs, signals and main module", ()
   assert.equal(runtime.pidAlive(2 ** 22 + 1), false);
   const main = runtime.mainModuleUrl();
   assert.ok(main === undefined || /^file:/.test(main), String(main));
+});
+
+test("on Node, a worker child loads .ts whichever way tsx was named: tsx, tsx/esm, or a path", {
+  timeout: 180_000,
+  skip: runtimeKey !== "node" && "Node only: the others run .ts themselves",
+}, async () => {
+  const root = fileURLToPath(new URL("../", import.meta.url));
+  for (const form of ["tsx", "tsx/esm", join(root, "node_modules/tsx/dist/esm/index.mjs")]) {
+    const run = await runCommand(process.execPath, ["--import", form, fixture("programs/loader_forms.ts")], { cwd: root });
+    assert.equal(run.stdout.trim(), JSON.stringify({ worker: 0, process: 0 }), `--import ${form}: ${run.stderr.slice(-400)}`);
+  }
 });

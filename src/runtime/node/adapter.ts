@@ -48,7 +48,9 @@ function childExecArgv(): string[] {
     if (LOADER_FLAGS.has(flag) && i + 1 < argv.length) {
       const value = argv[++i];
       const asUrl = flag !== "--require" && flag !== "-r";
-      out.push(flag, isBare(value) ? resolveFromCwd(value, asUrl) : value);
+      // As URLs, so that a worker's bootstrap can find tsx in them (`--import /path/to/tsx/...`).
+      const absolute = asUrl && value.startsWith("/") ? pathToFileURL(value).href : value;
+      out.push(flag, isBare(value) ? resolveFromCwd(value, asUrl) : absolute);
       continue;
     }
     out.push(flag);
@@ -72,10 +74,11 @@ function workerExecArgv(argv: string[]): string[] {
  */
 function workerBootstrap(entry: URL): URL {
   const argv = childExecArgv();
-  const tsx = argv.find((a) => a.includes("tsx") && a.startsWith("file:"));
+  // `--import tsx` names tsx/dist/loader.mjs, `--import tsx/esm` tsx/dist/esm/index.mjs: its register() is in the package's dist/esm/api.
+  const tsx = argv.find((a) => a.startsWith("file:") && a.includes("/tsx/"));
   let source = `globalThis[Symbol.for("polyproc.node.execArgv")] = ${JSON.stringify(argv)};\n`;
   if (tsx !== undefined) {
-    const api = new URL("./esm/api/index.mjs", tsx).href;
+    const api = `${tsx.slice(0, tsx.lastIndexOf("/tsx/"))}/tsx/dist/esm/api/index.mjs`;
     source += `const { register } = await import(${JSON.stringify(api)});\nregister();\n`;
   }
   source += `await import(${JSON.stringify(entry.href)});\n`;
