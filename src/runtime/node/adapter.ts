@@ -75,10 +75,10 @@ function workerExecArgv(argv: string[]): string[] {
 function workerBootstrap(entry: URL): URL {
   const argv = childExecArgv();
   // `--import tsx` names tsx/dist/loader.mjs, `--import tsx/esm` tsx/dist/esm/index.mjs: its register() is in the package's dist/esm/api.
-  const tsx = argv.find((a) => a.startsWith("file:") && a.includes("/tsx/"));
+  const tsx = argv.find((a) => a.startsWith("file:") && a.includes("/tsx/dist/"));
   let source = `globalThis[Symbol.for("polyproc.node.execArgv")] = ${JSON.stringify(argv)};\n`;
   if (tsx !== undefined) {
-    const api = `${tsx.slice(0, tsx.lastIndexOf("/tsx/"))}/tsx/dist/esm/api/index.mjs`;
+    const api = `${tsx.slice(0, tsx.lastIndexOf("/tsx/dist/"))}/tsx/dist/esm/api/index.mjs`;
     source += `const { register } = await import(${JSON.stringify(api)});\nregister();\n`;
   }
   source += `await import(${JSON.stringify(entry.href)});\n`;
