@@ -199,7 +199,6 @@ export class BaseManager {
     } catch (err) {
       throw new ProcessError(`Cannot start the manager's server: ${(err as Error).message}`, { cause: err });
     }
-    this.#state = "started";
     const ready = new Queue<ServerReport>(0, { context: this.#context });
     const p = new Process({
       target: server.serveManager,
@@ -209,7 +208,14 @@ export class BaseManager {
       daemon: true,
       context: this.#context,
     });
-    p.start();
+    try {
+      p.start();
+    } catch (err) {
+      // Nothing started (Deno without --allow-run, say): the manager stays unstarted, as Python's does.
+      ready.close();
+      throw err;
+    }
+    this.#state = "started";
     this.#process = p;
     // Wait for the report or the child's end; join() in short steps, since a join that
     // stays pending would keep this program alive as long as the server lives.

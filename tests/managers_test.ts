@@ -640,15 +640,19 @@ test("a Manager whose server cannot report back (its queue lost the broker) fail
   assert.match(run.stdout, /^ProcessError: Cannot start the manager's server: its report could not arrive: .*broker/m);
 });
 
-test("on Deno, a Manager without --allow-write --allow-net fails at start() naming the flags", {
+test("on Deno, a Manager without --allow-write --allow-net, or without --allow-run, fails at start() naming the flags; shutdown() then works", {
   ...T,
   skip: runtimeKey !== "deno" && "Deno permissions only",
 }, async () => {
-  const child = spawn(process.execPath, ["run", "--allow-read", "--allow-run", "--allow-env", fixture("programs/manager_permissions.ts")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await firstLine(child);
-  await new Promise((resolve) => child.exitCode !== null ? resolve(null) : child.once("exit", resolve));
-  assert.match(line, /^ProcessError: Cannot start the manager's server: .*--allow-write --allow-net/);
-  assert.equal(child.exitCode, 0);
+  const cases: [string[], RegExp][] = [
+    [["--allow-read", "--allow-run", "--allow-env"], /^ProcessError: Cannot start the manager's server: .*--allow-write --allow-net/],
+    [["--allow-read", "--allow-write", "--allow-net", "--allow-env"], /^StartMethodError: .*needs --allow-run/],
+  ];
+  for (const [flags, expected] of cases) {
+    const child = spawn(process.execPath, ["run", ...flags, fixture("programs/manager_permissions.ts")], { stdio: ["ignore", "pipe", "inherit"] });
+    const line = await firstLine(child);
+    await new Promise((resolve) => child.exitCode !== null ? resolve(null) : child.once("exit", resolve));
+    assert.match(line, expected);
+    assert.equal(child.exitCode, 0, `shutdown() after the failed start() ended the program cleanly (${flags.join(" ")})`);
+  }
 });
