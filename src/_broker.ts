@@ -264,12 +264,11 @@ export class BrokerClient {
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
-    await clientHello(
-      socket,
-      authkey,
-      () => new BrokerError("auth", `The broker at ${path} refused this program's key`),
-      () => new BrokerError("auth", `The server at ${path} does not hold this program's key`),
-    );
+    await clientHello(socket, authkey, {
+      lost: () => new BrokerError("lost", `The broker at ${path} hung up before the handshake`),
+      refused: () => new BrokerError("auth", `The broker at ${path} refused this program's key`),
+      impostor: () => new BrokerError("auth", `The server at ${path} does not hold this program's key`),
+    });
     return new BrokerClient(path, socket, options.lazyAcks ?? false);
   }
 

@@ -373,18 +373,28 @@ export function serverHello(hello: FrameReader, handshake: ServerHandshake, chun
   return proof;
 }
 
+/** The errors of a failed {@linkcode clientHello}. */
+export interface HelloErrors {
+  /** The server hung up before it sent its challenge (it is going away, or was not one). */
+  lost(): Error;
+  /** The server hung up after our answer: it refused it. */
+  refused(): Error;
+  /** The server's proof was wrong: it does not hold the key. */
+  impostor(): Error;
+}
+
 /**
  * The client's side on a fresh connection: answers the challenge and checks the
- * server's proof. Rejects with `refused()` if the server hangs up (it refused our
- * answer) and with `impostor()` if its proof is wrong; the socket is then destroyed.
+ * server's proof; rejects with one of `errors`, and the socket is then destroyed.
  * The caller sets its own handlers once this resolves (the server says nothing more
  * before a request, so nothing follows the proof).
  */
-export function clientHello(socket: NetSocket, authkey: Uint8Array, refused: () => Error, impostor: () => Error): Promise<void> {
+export function clientHello(socket: NetSocket, authkey: Uint8Array, errors: HelloErrors): Promise<void> {
   const reader = new FrameReader(MAX_HELLO);
   const handshake = new ClientHandshake(authkey);
   return new Promise((resolve, reject) => {
-    socket.onClose(() => reject(refused()));
+    // A server that dies while this connection waits in its backlog accepts it, then hangs up unheard.
+    socket.onClose(() => reject(answered ? errors.refused() : errors.lost()));
     let answered = false;
     socket.onData((chunk) => {
       for (const frame of reader.push(chunk) ?? []) {
@@ -394,7 +404,7 @@ export function clientHello(socket: NetSocket, authkey: Uint8Array, refused: () 
           socket.write(rawFrame(answer));
           answered = true;
         } else if (!handshake.verify(frame)) {
-          reject(impostor());
+          reject(errors.impostor());
           return socket.destroy();
         } else {
           return resolve();

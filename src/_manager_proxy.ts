@@ -119,12 +119,11 @@ export async function connectManager(address: NetAddress, authkey: Uint8Array): 
     Object.assign(error, { code: (err as { code?: string }).code });
     throw error;
   }
-  await clientHello(
-    socket,
-    authkey,
-    () => new AuthenticationError("digest sent was rejected"),
-    () => new AuthenticationError("digest received was wrong: the server does not hold this key"),
-  );
+  await clientHello(socket, authkey, {
+    lost: () => Object.assign(new ProcessError(`Cannot connect to the manager at ${describeAddress(address)}: it hung up before the handshake`), { code: "ECONNRESET" }),
+    refused: () => new AuthenticationError("digest sent was rejected"),
+    impostor: () => new AuthenticationError("digest received was wrong: the server does not hold this key"),
+  });
   return socket;
 }
 

@@ -208,6 +208,24 @@ test("connect() to an address where nobody listens is ProcessError with code ECO
   await assert.rejects(m.connect(), (e: Error & { code?: string }) => e instanceof ProcessError && e.code === "ECONNREFUSED");
 });
 
+test("a server that hangs up before its challenge is ProcessError ECONNRESET, not AuthenticationError (a dying server)", T, async () => {
+  // What a client meets when the server dies with the connection in its backlog.
+  const hangUp = createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => hangUp.listen(0, HOST, resolve));
+  const port = (hangUp.address() as { port: number }).port;
+  try {
+    const m = new Manager({ address: { host: HOST, port }, authkey: KEY });
+    await assert.rejects(m.connect(), (e: Error & { code?: string }) => {
+      assert.ok(e instanceof ProcessError && !(e instanceof AuthenticationError), `${e.name}: ${e.message}`);
+      assert.equal(e.code, "ECONNRESET");
+      assert.match(e.message, /hung up before the handshake/);
+      return true;
+    });
+  } finally {
+    await new Promise((resolve) => hangUp.close(resolve));
+  }
+});
+
 test("serve() in this process; a child connects and uses it", T, async () => {
   const m = new QueueManager({ address: { host: HOST, port: 0 }, authkey: KEY });
   const server = await m.getServer();
