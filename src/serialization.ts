@@ -98,10 +98,10 @@ class Encoder {
   encode(value: unknown, path: string): unknown {
     if (typeof value === "function") {
       throw new TypeError(
-        `Cannot copy ${path}: a function cannot be sent to a child (pass it as the target, or use fromModule())`,
+        `Cannot copy ${path}: a function cannot be sent to another process or thread (pass it as the target, or use fromModule())`,
       );
     }
-    if (typeof value === "symbol") throw new TypeError(`Cannot copy ${path}: a symbol cannot be sent to a child`);
+    if (typeof value === "symbol") throw new TypeError(`Cannot copy ${path}: a symbol cannot be sent to another process or thread`);
     if (typeof value !== "object" || value === null) return value;
     if (this.#seen.has(value)) return this.#seen.get(value);
     this.#seen.set(value, value);
@@ -143,7 +143,7 @@ class Encoder {
       return changed ? new Set(items) : value;
     }
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
-      throw new TypeError(`Cannot copy ${path}: a ${value.constructor.name} cannot be sent to a child`);
+      throw new TypeError(`Cannot copy ${path}: a ${value.constructor.name} cannot be sent to another process or thread`);
     }
     const proto = Object.getPrototypeOf(value);
     if (proto === Object.prototype || proto === null) return this.#encodeFields(value, path);
