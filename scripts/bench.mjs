@@ -37,11 +37,12 @@
 // Ids starting with "pool_" go to the Pool table instead (POOL_FAMILIES: rows by id, columns by runtime, the
 // anchors piscina and Python in a column of their own, and target rows).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { buildJsTree, filesUnder } from "./_js_tree.mjs";
 import { isExecutable, resolveBinary } from "./_runtimes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -309,31 +310,12 @@ function resolvePython() {
 // Plain-JS copy of polyproc and the bench programs, for "node-js": same layout, .ts → .js.
 let jsTree = null;
 async function plainJsTree(dir) {
-  if (jsTree) return jsTree;
-  const ts = (await import("typescript")).default;
-  const sources = ["mod.ts", ...readdirSync(path.join(ROOT, "src"), { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")).map((f) => path.join("src", f)),
-    ...BENCHES.flatMap((b) => [b.file, ...(b.jsExtra ?? [])]).filter((f) => f.endsWith(".ts"))];
-  for (const rel of BENCHES.flatMap((b) => b.jsExtra ?? []).filter((f) => !f.endsWith(".ts"))) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileSync(path.join(dir, rel), readFileSync(path.join(ROOT, rel)));
-  }
-  for (const rel of new Set(sources)) {
-    const { outputText } = ts.transpileModule(readFileSync(path.join(ROOT, rel), "utf8"), {
-      fileName: rel,
-      compilerOptions: {
-        module: ts.ModuleKind.ESNext,
-        target: ts.ScriptTarget.ES2022,
-        rewriteRelativeImportExtensions: true,
-        verbatimModuleSyntax: false,
-      },
-    });
-    const out = path.join(dir, rel.replace(/\.ts$/, ".js"));
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, outputText);
-  }
-  writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
-  return (jsTree = dir);
+  jsTree ??= await buildJsTree(ROOT, dir, [
+    "mod.ts",
+    ...filesUnder(ROOT, "src").filter((f) => f.endsWith(".ts")),
+    ...BENCHES.flatMap((b) => [b.file, ...(b.jsExtra ?? [])]),
+  ]);
+  return jsTree;
 }
 
 const DENO_FLAGS = ["--allow-read", "--allow-run", "--allow-env"];

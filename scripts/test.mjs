@@ -1,5 +1,11 @@
 #!/usr/bin/env node
-// Runs the test suite (tests/*_test.ts: node:test + node:assert/strict) under Node (+tsx), Deno and Bun.
+// Runs the test suite (tests/*_test.ts: node:test + node:assert/strict) under Node, Deno and Bun.
+//
+// Node runs a plain-JavaScript copy of the repository (scripts/_js_tree.mjs), the code an npm user
+// gets: under tsx, every child a test starts spent ~250 ms of CPU loading tsx, most of Node's leg
+// (155 s alone against 80 s). `--runtime=node-tsx` runs the .ts files under tsx as before; tests that
+// start programs still run them under tsx (tests/_helpers.ts runtimeCommand), and one checks that
+// worker children load .ts whichever way tsx was named.
 //
 //   node scripts/test.mjs                          all of tests/*_test.ts, all three runtimes, concurrently
 //   node scripts/test.mjs --runtime=deno           one runtime (repeatable, or comma-separated: --runtime=node,bun)
@@ -14,14 +20,18 @@
 // runtimes. A runtime that breaks without reporting a failing test (non-zero exit, no parsable summary,
 // zero tests run, timeout) counts as 1 failed. Exit code 0 only if every runtime passed.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { buildJsTree, filesUnder } from "./_js_tree.mjs";
 import { resolveBinary } from "./_runtimes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIMES = ["node", "deno", "bun"];
+/** Runtimes run only when asked for. */
+const EXTRA_RUNTIMES = ["node-tsx"];
 // -A because the tests read /proc/<pid>/stat, which Deno allows only with all permissions.
 // The library's own minimal flags are exercised by the program tests (tests/_helpers.ts
 // runtimeCommand) and by `npm run demo`.
@@ -43,7 +53,7 @@ const opts = { runtimes: [], serial: false, verbose: false, timeoutS: 420, paths
     if (a === "-h" || a === "--help") usage();
     else if (a === "--runtime" || a.startsWith("--runtime=")) {
       for (const r of value().split(",").filter(Boolean)) {
-        if (!RUNTIMES.includes(r)) usage(`unknown runtime '${r}' (expected ${RUNTIMES.join("|")})`);
+        if (![...RUNTIMES, ...EXTRA_RUNTIMES].includes(r)) usage(`unknown runtime '${r}' (expected ${[...RUNTIMES, ...EXTRA_RUNTIMES].join("|")})`);
         if (!opts.runtimes.includes(r)) opts.runtimes.push(r);
       }
     } else if (a === "--serial") opts.serial = true;
@@ -57,7 +67,8 @@ const opts = { runtimes: [], serial: false, verbose: false, timeoutS: 420, paths
   }
   if (opts.runtimes.length === 0) opts.runtimes = [...RUNTIMES];
   // Keep the canonical order whatever order the flags came in.
-  opts.runtimes.sort((a, b) => RUNTIMES.indexOf(a) - RUNTIMES.indexOf(b));
+  const order = [...RUNTIMES, ...EXTRA_RUNTIMES];
+  opts.runtimes.sort((a, b) => order.indexOf(a) - order.indexOf(b));
 }
 
 // ---------------------------------------------------------------------------------------------- test files
@@ -84,15 +95,31 @@ function collectFiles() {
 
 
 // ---------------------------------------------------------------------------------------------- commands
-function commandFor(rt, files) {
+/** The plain-JS copy Node's leg runs in (made once, removed at exit), with the project's node_modules. */
+async function jsTree() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "polyproc-test-js-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const files = ["mod.ts", ...["src", "tests", "examples"].flatMap((d) => filesUnder(ROOT, d))];
+  await buildJsTree(ROOT, dir, files, (rel) => !rel.startsWith("src"));
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  return dir;
+}
+
+/** The command line of `rt` over `files`, and the folder it runs in. */
+async function commandFor(rt, files) {
   switch (rt) {
-    case "node":
-      return [process.execPath, "--import", "tsx", "--test", "--test-concurrency=3", "--test-reporter=tap", ...files];
+    case "node": {
+      const dir = await jsTree();
+      const argv = [process.execPath, "--test", "--test-concurrency=3", "--test-reporter=tap", ...files.map((f) => f.replace(/\.ts$/, ".js"))];
+      return { argv, cwd: dir };
+    }
+    case "node-tsx":
+      return { argv: [process.execPath, "--import", "tsx", "--test", "--test-concurrency=3", "--test-reporter=tap", ...files], cwd: ROOT };
     case "deno":
-      return [resolveBinary(ROOT, "deno"), "test", ...DENO_FLAGS, "--parallel", ...files];
+      return { argv: [resolveBinary(ROOT, "deno"), "test", ...DENO_FLAGS, "--parallel", ...files], cwd: ROOT };
     case "bun":
       // Bun reads a bare argument as a substring filter; "./x" or "/x" is a path.
-      return [resolveBinary(ROOT, "bun"), "test", ...files.map((f) => (path.isAbsolute(f) ? f : `./${f}`))];
+      return { argv: [resolveBinary(ROOT, "bun"), "test", ...files.map((f) => (path.isAbsolute(f) ? f : `./${f}`))], cwd: ROOT };
   }
 }
 
@@ -214,7 +241,7 @@ function childEnv() {
   return env;
 }
 
-function run(rt, argv) {
+function run(rt, argv, cwd) {
   return new Promise((resolve) => {
     const started = Date.now();
     const chunks = [];
@@ -223,7 +250,7 @@ function run(rt, argv) {
     let child;
     try {
       // detached: its own process group, so a timeout kills the runtime and everything it started.
-      child = spawn(argv[0], argv.slice(1), { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+      child = spawn(argv[0], argv.slice(1), { cwd, env: childEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
     } catch (e) {
       resolve({ rt, argv, code: null, signal: null, out: String(e?.stack ?? e), notes: ["could not start"], seconds: 0 });
       return;
@@ -285,8 +312,11 @@ function run(rt, argv) {
 }
 
 // ---------------------------------------------------------------------------------------------- report
+/** Whose output format a runtime's run has ("node-tsx" is Node's). */
+const kind = (rt) => (rt === "node-tsx" ? "node" : rt);
+
 function judge(r) {
-  const parsed = parsers[r.rt](r.out);
+  const parsed = parsers[kind(r.rt)](r.out);
   const problems = [...r.notes];
   let passed = 0, failed = 0, skipped = 0;
   if (parsed) ({ passed, failed, skipped } = parsed);
@@ -312,7 +342,7 @@ function printBlock(j) {
     out.push(`$ ${j.argv.map(shellQuote).join(" ")}`);
     out.push(j.out.replace(/\n+$/, ""));
     if (!j.ok) {
-      const fails = failureLines[j.rt](j.out);
+      const fails = failureLines[kind(j.rt)](j.out);
       out.push(`==== ${j.rt}: failing tests (${fails.length}) ====`);
       out.push(...(fails.length ? fails.map((l) => `  ${l.trim()}`) : ["  (none named: see the output above)"]));
     }
@@ -333,20 +363,20 @@ if (files.length === 0) {
 }
 
 console.log(`test files (${files.length}): ${files.join(" ")}`);
-const jobs = opts.runtimes.map((rt) => ({ rt, argv: commandFor(rt, files) }));
-for (const { rt, argv } of jobs) console.log(`${rt}: $ ${argv.map(shellQuote).join(" ")}`);
+const jobs = await Promise.all(opts.runtimes.map(async (rt) => ({ rt, ...(await commandFor(rt, files)) })));
+for (const { rt, argv, cwd } of jobs) console.log(`${rt}: $ ${cwd === ROOT ? "" : `(in ${cwd}) `}${argv.map(shellQuote).join(" ")}`);
 console.log(`running ${opts.serial ? "one at a time" : "concurrently"}, timeout ${opts.timeoutS}s per runtime\n`);
 
 const results = [];
-const runJob = async ({ rt, argv }) => {
-  const j = judge(await run(rt, argv));
+const runJob = async ({ rt, argv, cwd }) => {
+  const j = judge(await run(rt, argv, cwd));
   printBlock(j);
   results.push(j);
 };
 if (opts.serial) for (const job of jobs) await runJob(job);
 else await Promise.all(jobs.map(runJob));
 
-results.sort((a, b) => RUNTIMES.indexOf(a.rt) - RUNTIMES.indexOf(b.rt));
+results.sort((a, b) => opts.runtimes.indexOf(a.rt) - opts.runtimes.indexOf(b.rt));
 console.log("==== summary ====");
 for (const j of results) console.log(j.line);
 const passed = results.reduce((n, j) => n + j.passed, 0);

@@ -1,7 +1,7 @@
 // Shared by the test files: start methods, temp files, and running a program
 // under the runtime that runs the tests.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -13,9 +13,23 @@ export type Method = (typeof METHODS)[number];
 
 export const runtimeKey = getRuntimeKey();
 
-/** A fresh temporary directory. */
+let testRoot: string | undefined;
+
+/**
+ * A fresh temporary directory. They live in one folder per test process, removed when
+ * it exits; Deno's test runner has no exit event, so the folders of test processes that
+ * are gone are removed by the next one.
+ */
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), "polyproc-test-"));
+  if (testRoot === undefined) {
+    for (const name of readdirSync(tmpdir())) {
+      const pid = Number(/^polyproc-test-(\d+)-/.exec(name)?.[1]);
+      if (pid > 0 && !pidAlive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+    const root = testRoot = mkdtempSync(join(tmpdir(), `polyproc-test-${process.pid}-`));
+    process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+  }
+  return mkdtempSync(join(testRoot, "t-"));
 }
 
 /** A path in a fresh temporary directory. */
