@@ -40,7 +40,7 @@ const DENO_FLAGS = ["-A"];
 // ---------------------------------------------------------------------------------------------- arguments
 function usage(msg) {
   if (msg) console.error(`test.mjs: ${msg}`);
-  console.error("usage: node scripts/test.mjs [--runtime=node|deno|bun]... [--serial] [--verbose] [--timeout=S] [file|dir]...");
+  console.error("usage: node scripts/test.mjs [--runtime=node|deno|bun|node-tsx]... [--serial] [--verbose] [--timeout=S] [file|dir]...");
   process.exit(2);
 }
 
