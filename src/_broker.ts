@@ -30,6 +30,7 @@ import {
   writeMessage,
 } from "./_broker_wire.ts";
 import { Deque } from "./_deque.ts";
+import { makeOwnDir } from "./_own_dirs.ts";
 import { ProcessError } from "./errors.ts";
 import { runtime } from "./runtime/detect.ts";
 import type { NetSocket } from "./runtime/types.ts";
@@ -796,25 +797,10 @@ function programAuthkey(): Uint8Array {
 
 const DIR_PREFIX = "polyproc-broker-";
 
-/**
- * Removes the folders of brokers whose process is gone. An owner removes its own at
- * exit, but a process killed by a signal cannot, and neither can a test runner that
- * ends without exit handlers. A folder is named after its owner's pid.
- */
-function sweepStaleDirs(): void {
-  for (const dir of runtime.net.tempDirs(DIR_PREFIX)) {
-    const pid = Number(/-(\d+)-[^-]*$/.exec(dir)?.[1]);
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== runtime.pid && !runtime.pidAlive(pid)) {
-      runtime.net.removeDir(dir);
-    }
-  }
-}
-
 /** Starts this isolate's broker thread; returns its socket path at once. */
 function startServer(): string {
   runtime.net.checkCanServe();
-  sweepStaleDirs();
-  const dir = runtime.net.makePrivateDir(`${DIR_PREFIX}${runtime.pid}-`);
+  const dir = makeOwnDir(DIR_PREFIX);
   const path = `${dir}/broker.sock`;
   const init: BrokerInit = { path, authkey: programAuthkey() };
   const handle = runtime.spawnWorker(MAIN, { init });

@@ -23,6 +23,7 @@ import {
   ValueProxy,
   withArgs,
 } from "./_manager_proxy.ts";
+import { makeOwnDir } from "./_own_dirs.ts";
 import { ManagerServer, type RegistryEntry, type ServerInit, type ServerReport } from "./_manager_server.ts";
 import { checkStartMethod, type StartMethod } from "./_start_method.ts";
 import { ProcessError } from "./errors.ts";
@@ -337,7 +338,7 @@ export class BaseManager {
 
   #init(): ServerInit {
     if (this.#address === undefined) {
-      this.#dir = runtime.net.makePrivateDir(`polyproc-manager-${runtime.pid}-`);
+      this.#dir = makeOwnDir("polyproc-manager-");
       this.#address = `${this.#dir}/manager.sock`;
       if (socketDirs.size === 0) runtime.onExit(() => socketDirs.forEach((dir) => runtime.net.removeDir(dir)));
       socketDirs.add(this.#dir);

@@ -2,6 +2,9 @@
 // child, CPython's _TestContainers / TestSyncManagerTypes / _TestMyManager, lifetimes.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
@@ -630,6 +633,20 @@ test("a manager's server child does not outlive its program, killed or ending wi
       program.kill("SIGKILL");
       if (pid !== undefined && pidAlive(pid)) process.kill(pid, "SIGKILL");
     }
+  }
+});
+
+test("a Manager removes the socket folders that killed programs left behind", T, async () => {
+  const stale = join(tmpdir(), `polyproc-manager-${2 ** 22 + 1}-abcdef`); // a pid that cannot exist
+  mkdirSync(stale, { recursive: true });
+  writeFileSync(join(stale, "manager.sock"), "");
+  const manager = new Manager({ context: "worker" });
+  try {
+    await manager.start();
+    assert.equal(existsSync(stale), false, "the stale folder is gone");
+  } finally {
+    await manager.shutdown();
+    rmSync(stale, { recursive: true, force: true });
   }
 });
 
