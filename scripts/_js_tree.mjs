@@ -19,9 +19,10 @@ export function filesUnder(root, dir) {
 export async function buildJsTree(root, out, files, renameIn = () => false) {
   const ts = (await import("typescript")).default;
   for (const rel of new Set(files)) {
-    const target = path.join(out, rel.endsWith(".ts") && !rel.endsWith(".d.ts") ? rel.replace(/\.ts$/, ".js") : rel);
+    const transpiled = rel.endsWith(".ts") && !rel.endsWith(".d.ts");
+    const target = path.join(out, transpiled ? rel.replace(/\.ts$/, ".js") : rel);
     mkdirSync(path.dirname(target), { recursive: true });
-    if (target.endsWith(".ts") || !rel.endsWith(".ts")) {
+    if (!transpiled) {
       cpSync(path.join(root, rel), target);
       continue;
     }

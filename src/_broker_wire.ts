@@ -393,9 +393,9 @@ export function clientHello(socket: NetSocket, authkey: Uint8Array, errors: Hell
   const reader = new FrameReader(MAX_HELLO);
   const handshake = new ClientHandshake(authkey);
   return new Promise((resolve, reject) => {
+    let answered = false;
     // A server that dies while this connection waits in its backlog accepts it, then hangs up unheard.
     socket.onClose(() => reject(answered ? errors.refused() : errors.lost()));
-    let answered = false;
     socket.onData((chunk) => {
       for (const frame of reader.push(chunk) ?? []) {
         if (!answered) {

@@ -49,6 +49,18 @@ async function pair(onServer: (socket: NetSocket) => void = () => {}): Promise<{
   return { server, near, far: await within(accepted.promise, "accept"), path };
 }
 
+/** Runs `body` on a fresh {@linkcode pair}, then destroys both ends and closes the server. */
+async function withPair(body: (ends: { near: NetSocket; far: NetSocket }) => Promise<void>): Promise<void> {
+  const { server, near, far } = await pair();
+  try {
+    await body({ near, far });
+  } finally {
+    near.destroy();
+    far.destroy();
+    await server.close();
+  }
+}
+
 /** Collects what `socket` receives, keeping every chunk as it was handed over. */
 function collect(socket: NetSocket, expected: number, onChunk: () => void = () => {}): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
@@ -87,8 +99,7 @@ if (process.env[CHILD] !== undefined) {
   else if (mode === "unref-ref") (socket.unref(), socket.ref());
 } else {
   test("runtime.net: a 10 MiB write, in small and large pieces, arrives whole and in order while the reader is slow", T, async () => {
-    const { server, near, far } = await pair();
-    try {
+    await withPair(async ({ near, far }) => {
       const small = 1024;
       const total = 10 * 1024 * 1024;
       const expected = pattern(total);
@@ -119,16 +130,11 @@ if (process.env[CHILD] !== undefined) {
       assert.deepEqual(errors, []);
       assert.deepEqual(done, [...done].sort((a, b) => a - b), "done callbacks fire in write order");
       assert.ok(refused > 0, "a full socket refuses writes (back-pressure)");
-    } finally {
-      near.destroy();
-      far.destroy();
-      await server.close();
-    }
+    });
   });
 
   test("runtime.net: write() returns false on a full socket, and onDrain follows once it has emptied", T, async () => {
-    const { server, near, far } = await pair();
-    try {
+    await withPair(async ({ near, far }) => {
       const size = 4 * 1024 * 1024;
       const drained = deferred();
       far.onDrain(() => drained.resolve());
@@ -140,16 +146,11 @@ if (process.env[CHILD] !== undefined) {
       assert.equal((await within(written.promise, "the write's done callback")) ?? undefined, undefined);
       assert.equal(concat(await within(received, "4 MiB to arrive")).byteLength, size);
       assert.equal(far.write(new Uint8Array(8)), true, "an empty socket takes a small write");
-    } finally {
-      near.destroy();
-      far.destroy();
-      await server.close();
-    }
+    });
   });
 
   test("runtime.net: done gets an Error for a write after the socket was destroyed", T, async () => {
-    const { server, near, far } = await pair();
-    try {
+    await withPair(async ({ near }) => {
       const closed = deferred();
       near.onClose(() => closed.resolve());
       near.destroy();
@@ -157,10 +158,7 @@ if (process.env[CHILD] !== undefined) {
       const result = deferred<Error | undefined>();
       assert.equal(near.write(new Uint8Array(4), (error) => result.resolve(error)), false);
       assert.ok((await within(result.promise, "done")) instanceof Error);
-    } finally {
-      far.destroy();
-      await server.close();
-    }
+    });
   });
 
   test("runtime.net: data the server sends right at connect reaches an onData handler set later", T, async () => {
@@ -181,8 +179,7 @@ if (process.env[CHILD] !== undefined) {
 
   for (const side of ["client", "server"] as const) {
     test(`runtime.net: destroy() on the ${side} side calls onClose once on both sides`, T, async () => {
-      const { server, near, far } = await pair();
-      try {
+      await withPair(async ({ near, far }) => {
         const counts = { near: 0, far: 0 };
         const bothClosed = deferred();
         const closed = (end: "near" | "far") => () => {
@@ -200,11 +197,7 @@ if (process.env[CHILD] !== undefined) {
         const late = deferred();
         near.onClose(() => late.resolve());
         await within(late.promise, "a late onClose");
-      } finally {
-        near.destroy();
-        far.destroy();
-        await server.close();
-      }
+      });
     });
   }
 
